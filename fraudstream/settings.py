@@ -1,0 +1,213 @@
+"""One typed, frozen settings tree, built once from ``FRAUDSTREAM_*`` variables and CLI flags.
+
+Only :mod:`fraudstream.cli` builds it; every other module receives the sub-settings it needs.
+No module reads ``os.environ``: :meth:`Settings.from_env` takes the mapping as an argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraudstream.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MAX_TIMESTAMP_MS",
+    "DEFAULT_MIN_TIMESTAMP_MS",
+    "KafkaSettings",
+    "LimitSettings",
+    "RedisSettings",
+    "Secret",
+    "Settings",
+    "TopicSettings",
+]
+
+ENV_PREFIX = "FRAUDSTREAM_"
+# 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z: older or later event times are data errors,
+# not transactions (a unit mix-up, seconds sent as milliseconds, or a corrupt field).
+DEFAULT_MIN_TIMESTAMP_MS = 946_684_800_000
+DEFAULT_MAX_TIMESTAMP_MS = 4_102_444_800_000
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str`` or logs.
+
+    >>> s = Secret("hunter2")
+    >>> s, str(s), s.get()
+    (Secret('***'), '***', 'hunter2')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        """Return the secret value; call it only where the value is handed to a client."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSettings:
+    """Kafka topic names; every topic fraudstream reads or writes is named here."""
+
+    transactions: str = "transactions"
+    labels: str = "labels"
+    scores: str = "scores"
+    flags: str = "flags"
+    dead_letters: str = "transactions.dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """How to reach Kafka. ``extra`` passes any librdkafka setting through unchanged."""
+
+    bootstrap: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+    sasl_password: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """How to reach Redis: a ``redis://`` or ``rediss://`` URL, the password kept apart."""
+
+    url: str | None = None
+    password: Secret | None = None
+    key_prefix: str = "fs"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Input limits; a record outside them is dead-lettered with a reason."""
+
+    max_record_bytes: int = 64 * 1024
+    max_id_chars: int = 128
+    max_amount: float = 1_000_000_000.0
+    min_timestamp_ms: int = DEFAULT_MIN_TIMESTAMP_MS
+    max_timestamp_ms: int = DEFAULT_MAX_TIMESTAMP_MS
+    default_currency: str = "EUR"
+
+    def __post_init__(self) -> None:
+        if self.max_record_bytes <= 0 or self.max_id_chars <= 0:
+            raise ConfigError(
+                f"limits must be positive; got max_record_bytes={self.max_record_bytes}, "
+                f"max_id_chars={self.max_id_chars}"
+            )
+        if self.min_timestamp_ms >= self.max_timestamp_ms:
+            raise ConfigError(
+                f"expected min_timestamp_ms < max_timestamp_ms; got {self.min_timestamp_ms} "
+                f">= {self.max_timestamp_ms}"
+            )
+        if len(self.default_currency) != 3 or not self.default_currency.isalpha():
+            raise ConfigError(
+                f"expected a 3-letter ISO 4217 default currency; got {self.default_currency!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration of one fraudstream process."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from ``FRAUDSTREAM_*`` variables, then apply ``overrides``.
+
+        Overrides are ``section__field=value`` keyword arguments (CLI flags); a ``None`` value
+        means "not given" and leaves the environment's value in place.
+
+        >>> s = Settings.from_env({"FRAUDSTREAM_TOPIC_SCORES": "s2"}, kafka__bootstrap="k:9092")
+        >>> s.topics.scores, s.kafka.bootstrap
+        ('s2', 'k:9092')
+        """
+        values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+        extra: dict[str, str] = {}
+        for key, raw in env.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key[len(ENV_PREFIX) :]
+            if name.startswith("KAFKA_CONFIG_"):
+                # FRAUDSTREAM_KAFKA_CONFIG_SECURITY_PROTOCOL=SSL -> security.protocol=SSL
+                extra[name[len("KAFKA_CONFIG_") :].lower().replace("_", ".")] = raw
+                continue
+            target = _ENV_FIELDS.get(name)
+            if target is not None:
+                section, fname = target
+                values[section][fname] = _coerce(cls, section, fname, raw, key)
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section, _, fname = key.partition("__")
+            if section not in values or not fname:
+                raise ConfigError(f"unknown setting override {key!r}")
+            values[section][fname] = value
+        if extra:
+            merged = dict(extra)
+            merged.update(values["kafka"].get("extra", {}))
+            values["kafka"]["extra"] = merged
+        try:
+            return cls(**{name: _SECTIONS[name](**kw) for name, kw in values.items()})
+        except TypeError as exc:
+            raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "kafka": KafkaSettings,
+    "redis": RedisSettings,
+    "topics": TopicSettings,
+    "limits": LimitSettings,
+}
+# Environment variable (without prefix) -> (section, field).
+_ENV_FIELDS: dict[str, tuple[str, str]] = {
+    "KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
+    "KAFKA_SASL_PASSWORD": ("kafka", "sasl_password"),
+    "REDIS_URL": ("redis", "url"),
+    "REDIS_PASSWORD": ("redis", "password"),
+    "REDIS_KEY_PREFIX": ("redis", "key_prefix"),
+    "TOPIC_TRANSACTIONS": ("topics", "transactions"),
+    "TOPIC_LABELS": ("topics", "labels"),
+    "TOPIC_SCORES": ("topics", "scores"),
+    "TOPIC_FLAGS": ("topics", "flags"),
+    "TOPIC_DEAD_LETTERS": ("topics", "dead_letters"),
+    "MAX_RECORD_BYTES": ("limits", "max_record_bytes"),
+    "MAX_ID_CHARS": ("limits", "max_id_chars"),
+    "MAX_AMOUNT": ("limits", "max_amount"),
+    "MIN_TIMESTAMP_MS": ("limits", "min_timestamp_ms"),
+    "MAX_TIMESTAMP_MS": ("limits", "max_timestamp_ms"),
+    "DEFAULT_CURRENCY": ("limits", "default_currency"),
+}
+
+
+def _coerce(cls: type[Settings], section: str, fname: str, raw: str, env_key: str) -> Any:
+    ftype = {f.name: f.type for f in dataclasses.fields(_SECTIONS[section])}[fname]
+    if "Secret" in str(ftype):
+        return Secret(raw)
+    if str(ftype) == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{env_key}: expected a number; got {raw!r}") from None
+    if str(ftype) == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{env_key}: expected an integer; got {raw!r}") from None
+    return raw
