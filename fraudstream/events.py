@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, cast, get_args
 
 import orjson
 
@@ -402,7 +402,7 @@ def decode_transaction(data: bytes, limits: LimitSettings) -> Transaction | Reje
             _id(obj, "terminal_id", limits, required=False),
             _code(obj, "currency", _CURRENCY, "an ISO 4217 code such as EUR")
             or limits.default_currency,
-            channel,
+            cast("Channel | None", channel),
             _code(obj, "merchant_category", _MCC, "a 4-digit merchant category code"),
             _code(obj, "country", _COUNTRY, "an ISO 3166 alpha-2 code such as FR"),
             lat,
@@ -442,7 +442,7 @@ def decode_label(data: bytes, limits: LimitSettings) -> Label | Rejection:
             is_fraud,
             _id(obj, "card_id", limits, required=False),
             _timestamp(obj, "label_time", limits, required=False),
-            source,
+            cast("LabelSource | None", source),
         )
     except _RejectError as exc:
         return exc.rejection
