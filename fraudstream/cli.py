@@ -1,0 +1,222 @@
+"""The command line: the only code that reads argv and the environment and configures logging.
+
+``fraudstream simulate``  generate the handbook's transactions (to a file, or to Kafka at a rate)
+``fraudstream services``  start, stop or show local Kafka and Redis for development and tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from fraudstream import __version__
+from fraudstream.errors import ConfigError, FraudstreamError
+from fraudstream.settings import Settings
+
+__all__ = ["main", "parse_duration_ms"]
+
+logger = logging.getLogger("fraudstream")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration_ms(text: str) -> int:
+    """Parse a duration such as ``7d``, ``12h``, ``30m``, ``45s``, ``250ms`` or ``1d12h``.
+
+    >>> parse_duration_ms("7d"), parse_duration_ms("1d12h"), parse_duration_ms("250ms")
+    (604800000, 129600000, 250)
+    """
+    pos, total = 0, 0.0
+    text = text.strip()
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_MS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ConfigError(f"expected a duration like 7d, 12h, 30m, 45s or 250ms; got {text!r}")
+    return int(total)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE; got {text!r}")
+    return key.strip(), value
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connections (flags override FRAUDSTREAM_* variables)")
+    group.add_argument(
+        "--kafka-bootstrap", help="Kafka bootstrap servers [FRAUDSTREAM_KAFKA_BOOTSTRAP]"
+    )
+    group.add_argument(
+        "--kafka-config",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="any librdkafka setting, repeatable, e.g. security.protocol=SASL_SSL "
+        "[FRAUDSTREAM_KAFKA_CONFIG_<KEY with _ for .>]",
+    )
+    group.add_argument("--redis-url", help="redis:// or rediss:// URL [FRAUDSTREAM_REDIS_URL]")
+    group.add_argument("--topic-transactions", help="[FRAUDSTREAM_TOPIC_TRANSACTIONS]")
+    group.add_argument("--topic-labels", help="[FRAUDSTREAM_TOPIC_LABELS]")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fraudstream",
+        description="Real-time card-fraud detection: Kafka in, Redis rolling aggregates, "
+        "an online River model, scores and flags out.",
+    )
+    parser.add_argument("--version", action="version", version=f"fraudstream {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sim = sub.add_parser(
+        "simulate",
+        help="generate the Fraud Detection Handbook's transactions",
+        description="Generate transactions with the Fraud Detection Handbook's simulator. With "
+        "the defaults it reproduces the book's published dataset exactly.",
+    )
+    book = sim.add_argument_group("the book's parameters")
+    book.add_argument("--customers", type=int, default=5000)
+    book.add_argument("--terminals", type=int, default=10000)
+    book.add_argument("--days", type=int, default=183)
+    book.add_argument("--start-date", type=date.fromisoformat, default=date(2018, 4, 1))
+    book.add_argument("--seed", type=int, default=0, help="0 reproduces the book")
+    extra = sim.add_argument_group("beyond the book (off by default)")
+    extra.add_argument("--cnp-share", type=float, default=0.0, help="card-not-present share")
+    extra.add_argument("--merchant-categories", action="store_true", help="add MCC codes")
+    extra.add_argument("--locations", action="store_true", help="add lat/lon and country")
+    extra.add_argument("--card-testing-rate", type=float, default=0.0, help="bursts per day")
+    extra.add_argument("--stolen-card-rate", type=float, default=0.0, help="thefts per day")
+    out = sim.add_argument_group("output")
+    target = out.add_mutually_exclusive_group(required=True)
+    target.add_argument("--output", type=Path, help="write JSONL (Transaction + is_fraud)")
+    target.add_argument("--publish", action="store_true", help="publish to Kafka")
+    out.add_argument("--rate", type=float, help="with --publish: transactions per second")
+    out.add_argument(
+        "--label-delay",
+        default="7d",
+        help="with --publish: publish each label this long after its transaction, in event "
+        "time (default 7d; 'none' publishes no labels)",
+    )
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _connection_flags(sim)
+
+    svc = sub.add_parser(
+        "services",
+        help="start, stop or show local Kafka and Redis",
+        description="Local Kafka (KRaft) and Redis for development: from FRAUDSTREAM_* "
+        "variables if set, else Docker containers when a Docker engine answers, else local "
+        "processes. `up` prints FRAUDSTREAM_KAFKA_BOOTSTRAP=... lines for eval.",
+    )
+    svc.add_argument("action", choices=["up", "down", "status"])
+    svc.add_argument("--state-dir", type=Path, default=Path(".fraudstream"))
+    svc.add_argument("--cache-dir", type=Path, help="where the Kafka jars are kept")
+    svc.add_argument("--redis-aof", action="store_true", help="run Redis with AOF persistence")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        "kafka__bootstrap": getattr(args, "kafka_bootstrap", None),
+        "redis__url": getattr(args, "redis_url", None),
+        "topics__transactions": getattr(args, "topic_transactions", None),
+        "topics__labels": getattr(args, "topic_labels", None),
+    }
+    pairs = getattr(args, "kafka_config", None)
+    if pairs:
+        overrides["kafka__extra"] = dict(pairs)
+    return Settings.from_env(os.environ, **overrides)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from fraudstream.simulator import SimulatorConfig, iter_records, simulate, write_jsonl
+
+    config = SimulatorConfig(
+        customers=args.customers,
+        terminals=args.terminals,
+        days=args.days,
+        start_date=args.start_date,
+        seed=args.seed,
+        cnp_share=args.cnp_share,
+        merchant_categories=args.merchant_categories,
+        locations=args.locations,
+        card_testing_rate=args.card_testing_rate,
+        stolen_card_rate=args.stolen_card_rate,
+    )
+    progress = not args.no_progress and sys.stderr.isatty()
+    if args.output is not None:
+        dataset = simulate(config, progress=progress)
+        n = write_jsonl(dataset, args.output, progress=progress)
+        logger.info("wrote transactions=%d path=%s", n, args.output)
+        return 0
+    from fraudstream.stream.publish import Publisher, publish_stream
+
+    # Connect (and fail on bad settings) before spending time on generation.
+    settings = _settings(args)
+    delay = None if args.label_delay == "none" else parse_duration_ms(args.label_delay)
+    publisher = Publisher(settings.kafka)
+    dataset = simulate(config, progress=progress)
+    stats = publish_stream(
+        iter_records(dataset), publisher, settings.topics, rate=args.rate, label_delay_ms=delay
+    )
+    print(f"published transactions={stats.transactions} labels={stats.labels}", file=sys.stderr)
+    return 0 if stats.failed == 0 else 1
+
+
+def _services(args: argparse.Namespace) -> int:
+    from fraudstream import services
+
+    if args.action == "up":
+        endpoints = services.services_up(
+            os.environ, args.state_dir, cache_dir=args.cache_dir, redis_aof=args.redis_aof
+        )
+        print(services.export_lines(endpoints))
+        return 0
+    if args.action == "down":
+        for line in services.services_down(args.state_dir):
+            print(line, file=sys.stderr)
+        return 0
+    status = services.services_status(args.state_dir)
+    print(status)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code.
+
+    Exit codes: 0 success, 1 a run that finished with failures, 2 bad configuration or usage,
+    3 an infrastructure error (Kafka, Redis, a local service), 130 interrupted.
+    """
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        return _services(args)
+    except ConfigError as exc:
+        print(f"fraudstream: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FraudstreamError as exc:
+        print(f"fraudstream: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130

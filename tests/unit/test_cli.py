@@ -1,0 +1,33 @@
+"""Command-line parsing: durations and exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from fraudstream.cli import main, parse_duration_ms
+from fraudstream.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("7d", 604_800_000), ("12h", 43_200_000), ("30m", 1_800_000), ("1.5s", 1500),
+     ("250ms", 250), ("1d12h", 129_600_000)],
+)  # fmt: skip
+def test_durations_parse_to_milliseconds(text: str, ms: int) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "7", "d7", "7 days", "1h-", "-1d"])
+def test_malformed_durations_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="expected a duration"):
+        parse_duration_ms(text)
+
+
+def test_publish_without_bootstrap_exits_2_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FRAUDSTREAM_KAFKA_BOOTSTRAP", raising=False)
+    code = main(["simulate", "--customers", "3", "--terminals", "5", "--days", "2",
+                 "--publish", "--no-progress"])  # fmt: skip
+    assert code == 2
+    assert "FRAUDSTREAM_KAFKA_BOOTSTRAP" in capsys.readouterr().err
