@@ -123,7 +123,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "variables if set, else Docker containers when a Docker engine answers, else local "
         "processes. `up` prints FRAUDSTREAM_KAFKA_BOOTSTRAP=... lines for eval.",
     )
-    svc.add_argument("action", choices=["up", "down", "status"])
+    svc.add_argument(
+        "action",
+        choices=["up", "down", "status", "fetch"],
+        help="fetch: download the pinned Kafka jars into the cache now",
+    )
     svc.add_argument("--state-dir", type=Path, default=Path(".fraudstream"))
     svc.add_argument("--cache-dir", type=Path, help="where the Kafka jars are kept")
     svc.add_argument("--redis-aof", action="store_true", help="run Redis with AOF persistence")
@@ -187,11 +191,14 @@ def _services(args: argparse.Namespace) -> int:
         )
         print(services.export_lines(endpoints))
         return 0
+    if args.action == "fetch":
+        print(services.fetch_kafka_jars(os.environ, args.cache_dir), file=sys.stderr)
+        return 0
     if args.action == "down":
-        for line in services.services_down(args.state_dir):
+        for line in services.services_down(args.state_dir, os.environ):
             print(line, file=sys.stderr)
         return 0
-    status = services.services_status(args.state_dir)
+    status = services.services_status(args.state_dir, os.environ)
     print(status)
     return 0
 

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
@@ -20,7 +21,7 @@ from fraudstream.errors import KafkaClientError
 from fraudstream.settings import KafkaSettings, TopicSettings
 from fraudstream.stream.config import client_config
 
-__all__ = ["PublishStats", "Publisher", "publish_stream"]
+__all__ = ["PublishStats", "Publisher", "RecordSink", "publish_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ class PublishStats:
     delivered: int = 0
     failed: int = 0
     behind_schedule_s: float = 0.0
+
+
+class RecordSink(Protocol):
+    """Where :func:`publish_stream` sends records: a :class:`Publisher` in production."""
+
+    stats: PublishStats
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None: ...
+    def poll(self) -> None: ...
+    def flush(self, timeout_s: float = 30.0) -> int: ...
 
 
 class Publisher:
@@ -75,7 +86,7 @@ class Publisher:
 
 def publish_stream(
     records: Iterable[Mapping[str, object]],
-    publisher: Publisher,
+    publisher: RecordSink,
     topics: TopicSettings,
     *,
     rate: float | None,
@@ -112,8 +123,8 @@ def publish_stream(
         # Release every label whose due time the stream's event time has reached, before this
         # transaction: the detector never sees a label earlier than it would live.
         while pending and pending[0][0] <= event_ms:
-            _, _, key, label = heapq.heappop(pending)
-            publisher.send(topics.labels, label, key)
+            _, _, label_key, label = heapq.heappop(pending)
+            publisher.send(topics.labels, label, label_key)
             stats.labels += 1
         tx = {k: v for k, v in record.items() if k not in ("is_fraud", "fraud_scenario")}
         key = str(record["card_id"]).encode()
@@ -129,7 +140,7 @@ def publish_stream(
                 "source": "analyst",
             }
             heapq.heappush(
-                pending, (due_ms, str(record["transaction_id"]), key, orjson.dumps(label))
+                pending, (due_ms, str(record["transaction_id"]), key, orjson.dumps(label_obj))
             )
         if i % 1000 == 999:
             publisher.poll()
@@ -137,8 +148,8 @@ def publish_stream(
                 on_progress(1000)
     if drain_labels:
         while pending:
-            _, _, key, label = heapq.heappop(pending)
-            publisher.send(topics.labels, label, key)
+            _, _, label_key, label = heapq.heappop(pending)
+            publisher.send(topics.labels, label, label_key)
             stats.labels += 1
     undelivered = publisher.flush()
     if undelivered:

@@ -1,0 +1,135 @@
+"""Shared fixtures: Kafka and Redis resolved like everywhere else, started on first use.
+
+``kafka_bootstrap`` and ``redis_url`` start (or find, from ``FRAUDSTREAM_*`` variables) one
+broker and one server for the whole session, each only when a test asks for it. Tests stay
+apart through ``tmp_topic`` (a fresh topic per call) and ``redis_prefix`` (a key prefix per
+test). The header says where the services will come from; the summary names the versions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from fraudstream.errors import FraudstreamError
+from fraudstream.services import (
+    Endpoint,
+    ServiceEndpoints,
+    plan_services,
+    running_kafka,
+    running_redis,
+)
+from fraudstream.stream import admin
+
+_USED = pytest.StashKey[dict[str, Endpoint]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_USED] = {}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    try:
+        plan = plan_services(os.environ)
+    except FraudstreamError as exc:
+        return [f"fraudstream services: unresolvable ({exc})"]
+    return [f"fraudstream services: {plan.describe()}; started on first use, versions at the end"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    used = terminalreporter.config.stash.get(_USED, {})
+    if not used:
+        return
+    terminalreporter.write_sep("-", "fraudstream services used")
+    for name, endpoint in sorted(used.items()):
+        terminalreporter.write_line(
+            f"{name} {endpoint.version} ({endpoint.origin}, {_redacted(endpoint.address)})"
+        )
+
+
+def _redacted(address: str) -> str:
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", address)
+
+
+@pytest.fixture(scope="session")
+def kafka_service(pytestconfig: pytest.Config) -> Iterator[Endpoint]:
+    """The session's Kafka broker (env var, container or local process)."""
+    with running_kafka(os.environ) as endpoint:
+        pytestconfig.stash[_USED]["kafka"] = endpoint
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def redis_service(pytestconfig: pytest.Config) -> Iterator[Endpoint]:
+    """The session's Redis server (env var, container or local process)."""
+    with running_redis(os.environ) as endpoint:
+        pytestconfig.stash[_USED]["redis"] = endpoint
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def services(kafka_service: Endpoint, redis_service: Endpoint) -> ServiceEndpoints:
+    """Both services, as :func:`fraudstream.services.running_services` would return them."""
+    return ServiceEndpoints(
+        kafka_service.address,
+        redis_service.address,
+        kafka_service.version,
+        redis_service.version,
+        kafka_service.origin,
+        redis_service.origin,
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_service: Endpoint) -> str:
+    """``host:port`` of the session's broker."""
+    return kafka_service.address
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_service: Endpoint) -> str:
+    """``redis://`` URL of the session's server."""
+    return redis_service.address
+
+
+def _slug(text: str, limit: int) -> str:
+    return re.sub(r"[^a-zA-Z0-9._-]+", "-", text).strip("-._")[:limit] or "t"
+
+
+@pytest.fixture
+def tmp_topic(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """A factory: ``tmp_topic(partitions=1, config=None) -> name`` creates a fresh topic.
+
+    Names carry the test name and a random suffix; the topics are deleted afterwards.
+    """
+    created: list[str] = []
+    base = _slug(request.node.name, 60)
+
+    def make(partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        name = f"test-{base}-{uuid.uuid4().hex[:10]}"
+        admin.create_topics(kafka_bootstrap, [name], partitions, config=config)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        admin.delete_topics(kafka_bootstrap, created)
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this test; its keys are deleted afterwards."""
+    prefix = f"test:{_slug(request.node.name, 40)}:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.unlink(*keys)
+    finally:
+        client.close()
