@@ -200,7 +200,7 @@ class DeadLetter:
             }
         )
 
-    def headers(self) -> list[tuple[str, bytes]]:
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
         """The Kafka headers: reason code, message, field and source coordinates."""
         return [
             ("fraudstream.reason", self.reason.encode()),

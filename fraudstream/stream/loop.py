@@ -1,0 +1,320 @@
+"""The detector's run loop: consume a batch, dead-letter bad records, score, produce, commit.
+
+Delivery semantics (at-least-once): a consumed offset is stored only after every output it
+caused (Score, Flag or dead letter) was acknowledged, and stored offsets are committed in the
+background, on partition revocation and at shutdown. After a crash, records after the last
+commit are consumed again: the feature store recognises their transaction ids (no double
+counting) and the outputs are produced again with the same transaction id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from fraudstream.errors import KafkaClientError
+from fraudstream.events import (
+    DeadLetter,
+    Label,
+    Rejection,
+    Score,
+    Transaction,
+    decode_label,
+    decode_transaction,
+    encode_score,
+)
+from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
+from fraudstream.stream.config import client_config
+from fraudstream.stream.metrics import DetectorMetrics, HealthState
+from fraudstream.stream.offsets import OffsetTracker, PendingBatch
+from fraudstream.stream.summary import LatencyWindow
+
+__all__ = ["BatchScorer", "DetectorLoop", "LabelLearner", "LoopOptions"]
+
+logger = logging.getLogger(__name__)
+
+
+class BatchScorer(Protocol):
+    """Scores a batch of valid transactions (features + model), one Score each, in order."""
+
+    def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> Sequence[Score]: ...
+
+
+class LabelLearner(Protocol):
+    """Takes labels from the feedback topic; returns counts by outcome (applied, unknown...)."""
+
+    def learn(self, labels: Sequence[Label]) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoopOptions:
+    """Tuning of the run loop."""
+
+    group_id: str = "fraudstream-detector"
+    batch_size: int = 500
+    poll_timeout_s: float = 0.005
+    budget_us: int = 1000
+    summary_every_s: float = 10.0
+    lag_every_s: float = 5.0
+
+
+class DetectorLoop:
+    """One consumer-group member on the transactions topic, plus a labels consumer."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        limits: LimitSettings,
+        scorer: BatchScorer,
+        learner: LabelLearner | None,
+        metrics: DetectorMetrics,
+        health: HealthState,
+        options: LoopOptions = LoopOptions(),
+    ) -> None:
+        self._topics = topics
+        self._limits = limits
+        self._scorer = scorer
+        self._learner = learner
+        self._metrics = metrics
+        self._health = health
+        self._options = options
+        self._tracker = OffsetTracker()
+        self._producer = Producer(client_config(kafka, "producer"))
+        consumer_config = client_config(kafka, "consumer")
+        self._consumer = Consumer({**consumer_config, "group.id": options.group_id})
+        self._labels: Consumer | None = None
+        if learner is not None:
+            # Its own group: every detector process sees every label (one model per process
+            # until a trainer role publishes versions).
+            self._labels = Consumer({**consumer_config, "group.id": f"{options.group_id}.labels"})
+        self.window = LatencyWindow()
+        self._delivery_error: KafkaError | None = None
+
+    # -- partitions ---------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._health.assigned = True
+        logger.info("assigned partitions=%s", [p.partition for p in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Finish what was produced for these partitions so their offsets can be committed
+        # before another member takes them over: no loss, and no duplicate beyond in-flight.
+        self._drain(30.0)
+        self._commit()
+        self._tracker.clear()
+        logger.info("revoked partitions=%s", [p.partition for p in partitions])
+
+    # -- outputs ------------------------------------------------------------------------
+    def _on_delivery(self, batch: PendingBatch, err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            OffsetTracker.delivered(batch)
+            return
+        OffsetTracker.failed(batch)
+        self._delivery_error = err
+        logger.error("delivery failed error=%s", err)
+
+    def _produce(
+        self, topic: str, value: bytes, key: bytes | None, batch: PendingBatch, cb: partial[None],
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:  # fmt: skip
+        OffsetTracker.expect(batch)
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=cb, headers=headers)
+                return
+            except BufferError:
+                # Local queue full: serve delivery reports (frees room), then retry.
+                self._producer.poll(0.01)
+
+    def _dead_letter(
+        self, msg: Message, rejection: Rejection, batch: PendingBatch, cb: partial[None]
+    ) -> None:
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        dead = DeadLetter.from_rejection(
+            rejection,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            value=msg.value(),
+            key=msg.key(),
+            timestamp_ms=msg.timestamp()[1],
+            failed_at_ms=time.time_ns() // 1_000_000,
+        )
+        self._produce(
+            self._topics.dead_letters, dead.to_json(), msg.key(), batch, cb, dead.headers()
+        )
+        self._metrics.dead_letters.labels(topic, rejection.reason).inc()
+
+    # -- batches ------------------------------------------------------------------------
+    def _handle_transactions(self, msgs: list[Message], received_ns: int) -> None:
+        next_offsets: dict[tuple[str, int], int] = {}
+        good: list[Transaction] = []
+        good_msgs: list[Message] = []
+        batch = self._tracker.open(next_offsets)
+        cb = partial(self._on_delivery, batch)
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaClientError(f"fatal consumer error: {err}")
+                logger.warning("consumer error=%s", err)
+                continue
+            next_offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+            result = decode_transaction(msg.value() or b"", self._limits)
+            if isinstance(result, Rejection):
+                self._dead_letter(msg, result, batch, cb)
+            else:
+                good.append(result)
+                good_msgs.append(msg)
+        self._metrics.batch_size.observe(len(msgs))
+        if good:
+            scores = self._scorer.score_batch(good, received_ns)
+            self._publish_scores(scores, good_msgs, batch, cb, received_ns)
+        OffsetTracker.seal(batch)
+
+    def _publish_scores(
+        self, scores: Sequence[Score], msgs: Sequence[Message], batch: PendingBatch,
+        cb: partial[None], received_ns: int,
+    ) -> None:  # fmt: skip
+        topics, m = self._topics, self._metrics
+        budget_us = self._options.budget_us
+        now_ms = time.time_ns() // 1_000_000
+        flags = misses = 0
+        for score, msg in zip(scores, msgs, strict=True):
+            value = encode_score(score)
+            key = msg.key()
+            self._produce(topics.scores, value, key, batch, cb)
+            if score.flagged:
+                self._produce(topics.flags, value, key, batch, cb)
+                flags += 1
+            processing_us = (time.perf_counter_ns() - received_ns) // 1000
+            self.window.add(processing_us)
+            m.processing.observe(processing_us / 1e6)
+            if processing_us > budget_us:
+                misses += 1
+            ts_type, ts = msg.timestamp()
+            if ts_type != 0 and ts > 0:
+                m.end_to_end.observe(max(0, now_ms - ts) / 1000)
+        m.transactions.inc(len(scores))
+        m.scores.inc(len(scores))
+        if flags:
+            m.flags.inc(flags)
+            self.window.flags += flags
+        if misses:
+            m.budget_misses.inc(misses)
+            self.window.misses += misses
+
+    def _handle_labels(self, msgs: list[Message]) -> None:
+        assert self._learner is not None
+        labels: list[Label] = []
+        next_offsets: dict[tuple[str, int], int] = {}
+        batch = self._tracker.open(next_offsets)
+        cb = partial(self._on_delivery, batch)
+        for msg in msgs:
+            if msg.error() is not None:
+                logger.warning("labels consumer error=%s", msg.error())
+                continue
+            next_offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+            result = decode_label(msg.value() or b"", self._limits)
+            if isinstance(result, Rejection):
+                self._dead_letter(msg, result, batch, cb)
+            else:
+                labels.append(result)
+        if labels:
+            for outcome, n in self._learner.learn(labels).items():
+                if n:
+                    self._metrics.labels.labels(outcome).inc(n)
+        # Sealed after learning: the labels' offsets are stored only once they were learned
+        # (or dead-lettered and delivered).
+        OffsetTracker.seal(batch)
+
+    # -- offsets ------------------------------------------------------------------------
+    def _store_released(self) -> None:
+        ready = self._tracker.release()
+        if not ready:
+            return
+        labels_topic = self._topics.labels
+        tx = [TopicPartition(t, p, o) for (t, p), o in ready.items() if t != labels_topic]
+        if tx:
+            self._consumer.store_offsets(offsets=tx)
+        if self._labels is not None:
+            lb = [TopicPartition(t, p, o) for (t, p), o in ready.items() if t == labels_topic]
+            if lb:
+                self._labels.store_offsets(offsets=lb)
+
+    def _drain(self, timeout_s: float) -> None:
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            logger.error("undelivered outputs after flush count=%d", remaining)
+        self._store_released()
+
+    def _commit(self) -> None:
+        for consumer in (self._consumer, self._labels):
+            if consumer is None:
+                continue
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._NO_OFFSET:
+                    raise KafkaClientError(f"offset commit failed: {exc}") from exc
+
+    def _update_lag(self) -> None:
+        for tp in self._consumer.position(self._consumer.assignment()):
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(0, high - tp.offset)
+                )
+
+    # -- run ----------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; then finish the batch, flush, commit and close."""
+        opts = self._options
+        self._consumer.subscribe(
+            [self._topics.transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        if self._labels is not None:
+            self._labels.subscribe([self._topics.labels])
+        next_summary = time.monotonic() + opts.summary_every_s
+        next_lag = time.monotonic() + opts.lag_every_s
+        try:
+            while not stop.is_set():
+                msgs = self._consumer.consume(opts.batch_size, opts.poll_timeout_s)
+                received_ns = time.perf_counter_ns()
+                self._health.beat()
+                if msgs:
+                    self._handle_transactions(msgs, received_ns)
+                if self._labels is not None:
+                    label_msgs = self._labels.consume(opts.batch_size, 0)
+                    if label_msgs:
+                        self._handle_labels(label_msgs)
+                self._producer.poll(0)
+                if self._delivery_error is not None:
+                    raise KafkaClientError(f"output delivery failed: {self._delivery_error}")
+                self._store_released()
+                now = time.monotonic()
+                if now >= next_lag:
+                    self._update_lag()
+                    next_lag = now + opts.lag_every_s
+                if now >= next_summary:
+                    logger.info("%s", self.window.summary_line(now))
+                    next_summary = now + opts.summary_every_s
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._drain(30.0)
+        try:
+            self._commit()
+        finally:
+            self._consumer.close()
+            if self._labels is not None:
+                self._labels.close()
+        logger.info("stopped %s", self.window.totals_line())

@@ -1,0 +1,130 @@
+"""The run loop on a real broker: one Score per valid record, one dead letter per bad one,
+flags for the flagged, offsets committed only for what was delivered."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from fraudstream.events import DeadLetter, Label, Score, Transaction, decode_score
+from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
+from fraudstream.stream.loop import DetectorLoop, LoopOptions
+from fraudstream.stream.metrics import DetectorMetrics, HealthState
+
+pytestmark = pytest.mark.kafka
+
+
+class AmountScorer:
+    """A stand-in for features + model with a known answer: score = min(amount / 1000, 1)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> list[Score]:
+        self.seen.extend(tx.transaction_id for tx in batch)
+        out = []
+        for tx in batch:
+            s = min(tx.amount / 1000.0, 1.0)
+            out.append(
+                Score(tx.transaction_id, tx.card_id, s, s >= 0.5, 0.5, "0-test", (),
+                      {"amount": tx.amount}, tx.timestamp_ms, time.time_ns() // 10**6, 0)
+            )  # fmt: skip
+        return out
+
+
+class CountingLearner:
+    def __init__(self) -> None:
+        self.labels: list[Label] = []
+
+    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
+        self.labels.extend(labels)
+        return {"applied": len(labels)}
+
+
+def _read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([topic])
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            out.extend(m.value() or b"" for m in consumer.consume(500, 0.2) if not m.error())
+        # Nothing more than expected may arrive.
+        out.extend(m.value() or b"" for m in consumer.consume(500, 1.0) if not m.error())
+    finally:
+        consumer.close()
+    return out
+
+
+def _run_until(loop: DetectorLoop, done: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_valid_records_get_one_score_bad_ones_one_dead_letter_and_flags_follow_scores(
+    kafka_bootstrap: str, tmp_topic: Callable[..., str]
+) -> None:
+    topics = TopicSettings(
+        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
+        dead_letters=tmp_topic(),
+    )  # fmt: skip
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    bad = [b"not json", b'{"transaction_id": "x"}', b"\xff\xfe", b'{"transaction_id":"b",'
+           b'"card_id":"c","amount":-3,"timestamp":1522540831000}']  # fmt: skip
+    n_valid = 300
+    for i in range(n_valid):
+        tx = {"transaction_id": f"t{i}", "card_id": f"c{i % 17}", "amount": (i * 37) % 1000,
+              "timestamp": 1522540831000 + i}  # fmt: skip
+        producer.produce(topics.transactions, orjson.dumps(tx), f"c{i % 17}".encode())
+        if i % 75 == 0:
+            producer.produce(topics.transactions, bad[i // 75], b"bad")
+    producer.produce(topics.labels, b'{"transaction_id":"t1","is_fraud":true}')
+    producer.produce(topics.labels, b'{"transaction_id":"t2"}')
+    assert producer.flush(10) == 0
+
+    scorer, learner = AmountScorer(), CountingLearner()
+    metrics, health = DetectorMetrics(), HealthState(model_loaded=True)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    loop = DetectorLoop(
+        KafkaSettings(bootstrap=kafka_bootstrap), topics, LimitSettings(), scorer, learner,
+        metrics, health, LoopOptions(group_id=group, batch_size=64),
+    )  # fmt: skip
+    _run_until(loop, lambda: len(scorer.seen) >= n_valid and len(learner.labels) >= 1)
+    assert health.assigned
+
+    scores = [decode_score(v) for v in _read_all(kafka_bootstrap, topics.scores, n_valid)]
+    assert sorted(s.transaction_id for s in scores) == sorted(f"t{i}" for i in range(n_valid))
+    flags = [decode_score(v) for v in _read_all(kafka_bootstrap, topics.flags, 1)]
+    assert sorted(f.transaction_id for f in flags) == sorted(
+        s.transaction_id for s in scores if s.score >= 0.5
+    )
+    dead = [DeadLetter.from_json(v) for v in _read_all(kafka_bootstrap, topics.dead_letters, 5)]
+    assert sorted(d.reason for d in dead) == sorted(
+        ["invalid_json", "missing_field", "not_utf8", "negative_amount", "missing_field"]
+    )
+    assert sorted(d.value for d in dead if d.source_topic == topics.transactions) == sorted(bad)
+    assert [lb.transaction_id for lb in learner.labels] == ["t1"]
+
+    # Everything was committed: a new member of the same group gets nothing again.
+    again = AmountScorer()
+    loop2 = DetectorLoop(
+        KafkaSettings(bootstrap=kafka_bootstrap), topics, LimitSettings(), again, None,
+        DetectorMetrics(), HealthState(), LoopOptions(group_id=group, batch_size=64),
+    )  # fmt: skip
+    stop_at = time.monotonic() + 6
+    _run_until(loop2, lambda: time.monotonic() > stop_at, timeout_s=10)
+    assert again.seen == []
