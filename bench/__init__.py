@@ -1,0 +1,1 @@
+"""Microbenchmarks: ``python -m bench <name> [options]``; results go under ``bench/results/``."""

@@ -1,0 +1,21 @@
+"""Entry point: ``python -m bench features [--redis-url URL] [--out PATH]``."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import features
+
+_BENCHES = {"features": features.main}
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark named by the first argument."""
+    if not argv or argv[0] not in _BENCHES:
+        print(f"usage: python -m bench {{{','.join(_BENCHES)}}} [options]", file=sys.stderr)
+        return 2
+    return _BENCHES[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

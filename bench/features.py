@@ -1,0 +1,128 @@
+"""Feature-engine throughput and per-batch latency against a real local redis-server.
+
+Starts ``redis-server`` on a free port in a temporary directory (or uses ``--redis-url``),
+pre-loads 30 days of handbook-like history, then times ``RedisFeatureStore.features_for`` for
+batch sizes 1, 10, 20, 50, 100 and 500 on fresh transactions that continue the stream.
+Prints a Markdown table and writes JSON (default ``bench/results/features.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import redis
+
+from fraudstream.events import Label, Transaction
+from fraudstream.features import FeatureConfig, RedisFeatureStore
+
+BATCH_SIZES = (1, 10, 20, 50, 100, 500)
+T0 = 1_700_000_000_000
+DAY_MS = 86_400_000
+
+
+def _stream(n_cards: int, n_terms: int, per_day: int, seed: int) -> Iterator[Transaction]:
+    """An endless handbook-like stream: ~per_day transactions a day, in time order."""
+    rng = random.Random(seed)
+    t, i = T0, 0
+    gap = DAY_MS / per_day
+    while True:
+        t += int(rng.expovariate(1.0 / gap))
+        card = rng.randrange(n_cards)
+        term = (card * 7 + rng.randrange(75)) % n_terms  # ~75 terminals near each card
+        yield Transaction(f"x{i}", f"c{card}", round(rng.uniform(1, 200), 2), t, f"t{term}")
+        i += 1
+
+
+@contextmanager
+def _local_redis() -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("redis-server not found; pass --redis-url")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="fs-bench-") as tmp:
+        cmd = [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            client = redis.Redis(host="127.0.0.1", port=port)
+            for _ in range(100):
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def run(url: str, warm_days: int, batches: int) -> list[dict[str, float]]:
+    """Pre-load history, then time each batch size; returns one result row per size."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    store = RedisFeatureStore(client, FeatureConfig(key_prefix="bench"))
+    stream = _stream(n_cards=5000, n_terms=10000, per_day=9600, seed=1)
+    warm = [next(stream) for _ in range(warm_days * 9600)]
+    for i in range(0, len(warm), 500):
+        store.features_for(warm[i : i + 500])
+        store.apply_labels([Label(tx.transaction_id, tx.amount > 190) for tx in warm[i : i + 500]])
+    rows = []
+    for size in BATCH_SIZES:
+        n = max(20, batches // size) if size >= 100 else batches
+        data = [[next(stream) for _ in range(size)] for _ in range(n)]
+        store.features_for(data[0])  # warm the connection and the script
+        lat = []
+        start = time.perf_counter()
+        for batch in data[1:]:
+            t0 = time.perf_counter()
+            store.features_for(batch)
+            lat.append(time.perf_counter() - t0)
+        total = time.perf_counter() - start
+        lat.sort()
+        rows.append(
+            {
+                "batch": size,
+                "batches": len(lat),
+                "tx_per_s": size * len(lat) / total,
+                "p50_ms": lat[len(lat) // 2] * 1e3,
+                "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+            }
+        )
+    client.close()
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    """CLI: run the benchmark, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench features")
+    parser.add_argument("--redis-url", help="use this Redis instead of starting one")
+    parser.add_argument("--warm-days", type=int, default=30)
+    parser.add_argument("--batches", type=int, default=2000)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "features.json"))
+    args = parser.parse_args(argv)
+    if args.redis_url:
+        rows = run(args.redis_url, args.warm_days, args.batches)
+    else:
+        with _local_redis() as url:
+            rows = run(url, args.warm_days, args.batches)
+    print("| batch | tx/s | p50 ms | p99 ms |\n|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['batch']} | {r['tx_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"python": platform.python_version(), "machine": platform.machine(), "rows": rows}
+    out.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    return 0

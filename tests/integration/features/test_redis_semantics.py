@@ -1,0 +1,94 @@
+"""Replays change nothing, every key has a TTL, the cluster gives the single-node answers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from fraudstream.events import Label, Transaction
+from fraudstream.features import FeatureConfig, LabelStats, RedisFeatureStore
+from fraudstream.features.config import HOUR_MS
+
+from .streams import T0
+
+pytestmark = pytest.mark.redis
+
+
+def _stream(n: int, seed: int = 7) -> list[Transaction]:
+    rng = random.Random(seed)
+    return [
+        Transaction(f"x{i}", f"c{rng.randrange(30)}", rng.randrange(1, 20_000) / 100,
+                    T0 + i * 600_000 + rng.randrange(-HOUR_MS, HOUR_MS),
+                    f"t{rng.randrange(12)}" if rng.random() < 0.95 else None,
+                    channel=rng.choice(["card_present", "card_not_present"]),
+                    lat=rng.uniform(40, 50), lon=rng.uniform(0, 10))
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _state(client: redis.Redis, prefix: str) -> dict[bytes, bytes]:
+    return {k: client.dump(k) for k in client.scan_iter(match=f"{prefix}:*", count=1000)}
+
+
+def test_replaying_any_slice_leaves_every_aggregate_unchanged(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
+) -> None:
+    store = make_store(FeatureConfig())
+    txs = _stream(600)
+    first: list[dict[str, float]] = []
+    for i in range(0, len(txs), 50):
+        first += store.features_for(txs[i : i + 50])
+    labels = [Label(tx.transaction_id, i % 7 == 0) for i, tx in enumerate(txs[:300])]
+    assert store.apply_labels(labels) == LabelStats(applied=300)
+    before = _state(redis_client, store.config.key_prefix)
+    for lo, hi in [(0, 600), (123, 171), (599, 600), (10, 400)]:
+        assert store.features_for(txs[lo:hi]) == first[lo:hi]
+        assert store.apply_labels(labels[lo:hi]).applied == 0
+    assert _state(redis_client, store.config.key_prefix) == before
+    assert store.stats.replays == 600 + 48 + 1 + 390
+
+
+def test_every_key_has_a_ttl(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
+) -> None:
+    store = make_store(FeatureConfig())
+    txs = _stream(200)
+    store.features_for(txs)
+    store.apply_labels([Label(tx.transaction_id, True) for tx in txs])
+    ttls = [
+        redis_client.pttl(k) for k in redis_client.scan_iter(match=f"{store.config.key_prefix}:*")
+    ]
+    assert len(ttls) > 400
+    assert all(ttl > 0 for ttl in ttls)
+
+
+def test_script_is_reloaded_after_the_server_forgets_it(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
+) -> None:
+    store = make_store(FeatureConfig())
+    txs = _stream(20)
+    first = store.features_for(txs[:10])
+    redis_client.script_flush()
+    assert store.features_for(txs)[:10] == first
+
+
+def test_cluster_gives_the_single_node_results(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore], cluster_client: RedisCluster
+) -> None:
+    single = make_store(FeatureConfig())
+    cluster = RedisFeatureStore(cluster_client, FeatureConfig())
+    txs = _stream(400, seed=3)
+    labels = [Label(tx.transaction_id, i % 5 == 0) for i, tx in enumerate(txs)]
+    for i in range(0, 400, 40):
+        batch = txs[i : i + 40] + txs[max(0, i - 5) : i]  # with redeliveries
+        assert cluster.features_for(batch) == single.features_for(batch)
+        assert cluster.apply_labels(labels[:i]) == single.apply_labels(labels[:i])
+    ids = [tx.transaction_id for tx in txs]
+    assert cluster.snapshot(ids) == single.snapshot(ids)
+    assert cluster.stats == single.stats
+    slots = {cluster_client.keyslot(k) for k in cluster_client.scan_iter(match="fs:*")}
+    assert len(slots) > 50
