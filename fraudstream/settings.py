@@ -16,6 +16,8 @@ from fraudstream.errors import ConfigError
 __all__ = [
     "DEFAULT_MAX_TIMESTAMP_MS",
     "DEFAULT_MIN_TIMESTAMP_MS",
+    "DetectorSettings",
+    "FeatureSettings",
     "KafkaSettings",
     "LimitSettings",
     "RedisSettings",
@@ -119,6 +121,41 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureSettings:
+    """Rolling-aggregate engine: label delay, lateness, caps and TTLs (milliseconds)."""
+
+    label_delay_ms: int = 7 * 86_400_000
+    allowed_lateness_ms: int = 86_400_000
+    exact_cap: int = 512
+    fold_bucket_ms: int = 3_600_000
+    terminals_cap: int = 512
+    entity_ttl_ms: int = 40 * 86_400_000
+    record_ttl_ms: int = 30 * 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSettings:
+    """The run loop: consumer group, batching, latency budget and the metrics endpoint."""
+
+    group_id: str = "fraudstream-detector"
+    batch_size: int = 500
+    poll_timeout_ms: int = 5
+    budget_us: int = 1000
+    summary_every_s: float = 10.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
+    create_topics: bool = True
+    partitions: int = 3
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.budget_us < 1:
+            raise ConfigError(
+                f"expected batch_size >= 1 and budget_us >= 1; got {self.batch_size}, "
+                f"{self.budget_us}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration of one fraudstream process."""
 
@@ -126,6 +163,8 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     topics: TopicSettings = field(default_factory=TopicSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -174,6 +213,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "redis": RedisSettings,
     "topics": TopicSettings,
     "limits": LimitSettings,
+    "features": FeatureSettings,
+    "detector": DetectorSettings,
 }
 # Environment variable (without prefix) -> (section, field).
 _ENV_FIELDS: dict[str, tuple[str, str]] = {
@@ -193,6 +234,22 @@ _ENV_FIELDS: dict[str, tuple[str, str]] = {
     "MIN_TIMESTAMP_MS": ("limits", "min_timestamp_ms"),
     "MAX_TIMESTAMP_MS": ("limits", "max_timestamp_ms"),
     "DEFAULT_CURRENCY": ("limits", "default_currency"),
+    "LABEL_DELAY_MS": ("features", "label_delay_ms"),
+    "ALLOWED_LATENESS_MS": ("features", "allowed_lateness_ms"),
+    "EXACT_CAP": ("features", "exact_cap"),
+    "FOLD_BUCKET_MS": ("features", "fold_bucket_ms"),
+    "TERMINALS_CAP": ("features", "terminals_cap"),
+    "ENTITY_TTL_MS": ("features", "entity_ttl_ms"),
+    "RECORD_TTL_MS": ("features", "record_ttl_ms"),
+    "GROUP_ID": ("detector", "group_id"),
+    "BATCH_SIZE": ("detector", "batch_size"),
+    "POLL_TIMEOUT_MS": ("detector", "poll_timeout_ms"),
+    "BUDGET_US": ("detector", "budget_us"),
+    "SUMMARY_EVERY_S": ("detector", "summary_every_s"),
+    "METRICS_HOST": ("detector", "metrics_host"),
+    "METRICS_PORT": ("detector", "metrics_port"),
+    "CREATE_TOPICS": ("detector", "create_topics"),
+    "PARTITIONS": ("detector", "partitions"),
 }
 
 
@@ -200,6 +257,12 @@ def _coerce(cls: type[Settings], section: str, fname: str, raw: str, env_key: st
     ftype = {f.name: f.type for f in dataclasses.fields(_SECTIONS[section])}[fname]
     if "Secret" in str(ftype):
         return Secret(raw)
+    if str(ftype) == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{env_key}: expected true or false; got {raw!r}")
     if str(ftype) == "float":
         try:
             return float(raw)
