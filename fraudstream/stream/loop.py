@@ -96,6 +96,7 @@ class DetectorLoop:
             # until a trainer role publishes versions).
             self._labels = Consumer({**consumer_config, "group.id": f"{options.group_id}.labels"})
         self.window = LatencyWindow()
+        self.scored = 0  # Scores produced since start (the tests' and the view's progress)
         self._delivery_error: KafkaError | None = None
 
     # -- partitions ---------------------------------------------------------------------
@@ -202,6 +203,7 @@ class DetectorLoop:
             ts_type, ts = msg.timestamp()
             if ts_type != 0 and ts > 0:
                 m.end_to_end.observe(max(0, now_ms - ts) / 1000)
+        self.scored += len(scores)
         m.transactions.inc(len(scores))
         m.scores.inc(len(scores))
         if flags:

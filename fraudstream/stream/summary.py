@@ -50,6 +50,7 @@ class LatencyWindow:
         self.total += n
         self.total_flags += self.flags
         self.total_misses += self.misses
+        self.flags = self.misses = 0
         self.last = (n / elapsed, p50, p99, worst)
         self._values = []
         self._window_start = now
@@ -59,7 +60,6 @@ class LatencyWindow:
         """One key=value line for stderr; rolls the window."""
         flags, misses = self.flags, self.misses
         rate, p50, p99, worst = self.roll(now)
-        self.flags = self.misses = 0
         return (
             f"summary rate={rate:.0f}/s p50_us={p50:.0f} p99_us={p99:.0f} max_us={worst:.0f} "
             f"flags={flags} budget_misses={misses} total={self.total}"
