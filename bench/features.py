@@ -9,6 +9,7 @@ Prints a Markdown table and writes JSON (default ``bench/results/features.json``
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import shutil
@@ -118,11 +119,18 @@ def main(argv: list[str]) -> int:
     else:
         with _local_redis() as url:
             rows = run(url, args.warm_days, args.batches)
+    load = os.getloadavg()  # other work on a shared machine skews every figure: report it
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     print("| batch | tx/s | p50 ms | p99 ms |\n|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['batch']} | {r['tx_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"python": platform.python_version(), "machine": platform.machine(), "rows": rows}
+    meta = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "load_average": load,
+        "rows": rows,
+    }
     out.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     return 0

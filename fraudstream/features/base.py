@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from fraudstream.events import Label, Transaction
@@ -60,6 +61,7 @@ class FeatureStore(Protocol):
         ...
 
 
+@lru_cache(maxsize=1 << 16)  # hot path: terminals recur; blake2b costs ~1 us a call
 def terminal_hash(terminal_id: str | None) -> str:
     """A stable 40-bit id for a terminal, as decimal text; ``"0"`` means no terminal.
 

@@ -1,9 +1,10 @@
 """The feature catalogue: names, one-line meanings, and the derivation from raw aggregates.
 
-Both stores return, per transaction, two raw vectors of doubles: the card part (``CARD_*``
-offsets) and the terminal part (``TERM_*``). :func:`derive` turns them into the feature dict.
-The raw vectors are what Redis stores as the transaction's snapshot, so a redelivered
-transaction, and :meth:`FeatureStore.snapshot`, yield bit-identical features.
+Both stores return, per transaction, two raw vectors of numbers: the card part (``C_*``
+offsets) and the terminal part (``T_*``). :func:`derive` turns them into the feature dict.
+The raw vectors are what Redis stores as the transaction's snapshot (packed: doubles, and the
+counts, which are whole numbers, as 4-byte integers), so a redelivered transaction, and
+:meth:`FeatureStore.snapshot`, yield bit-identical features.
 
 Neutral values: with no history the counts are 1 (the transaction itself), means equal the
 amount, ratios 1, z-scores 0, risks 0; with a missing location all distances and the speed are 0;
@@ -24,13 +25,14 @@ __all__ = ["CARD_LEN", "NO_LOCATION", "TERM_LEN", "derive", "describe", "feature
 NO_LOCATION: Final = 999.0  # latitude sentinel: the transaction carried no lat/lon
 _GAP_CAP_S: Final = 30 * 86_400.0
 _MIN_SPEED_GAP_H: Final = 1.0 / 60.0  # speeds use at least one minute, so bursts stay finite
-# Card vector offsets (doubles): own fields, prior counts, sums, lookups, centroid, delayed.
-(C_LATE, C_T, C_AMOUNT, C_CNP, C_LAT, C_LON, C_TERM,
- C_N10M, C_N1H, C_N1D, C_N7D, C_N30D, C_A1D, C_A7D, C_A30D, C_A2_30D, C_CNP7D,
- C_DISTINCT1D, C_SEEN30D, C_PREV_T, C_PREV_LAT, C_PREV_LON,
- C_LOCN30, C_X30, C_Y30, C_Z30, C_NDEL, C_FDEL) = range(28)  # fmt: skip
+# Card vector offsets: flags (1 = late), own fields, sums, previous record, centroid, cnp, and
+# the integer counts last (Redis packs them as 4-byte integers, see engine.lua MARK_C).
+(C_LATE, C_T, C_AMOUNT, C_LAT, C_LON, C_TERM, C_A1D, C_A7D, C_A30D, C_A2_30D,
+ C_PREV_T, C_PREV_LAT, C_PREV_LON, C_X30, C_Y30, C_Z30, C_CNP,
+ C_N10M, C_N1H, C_N1D, C_N7D, C_N30D, C_CNP7D, C_DISTINCT1D, C_SEEN30D, C_LOCN30,
+ C_NDEL, C_FDEL) = range(28)  # fmt: skip
 CARD_LEN: Final = 28
-# Terminal vector offsets: late flag, time, counts and frauds in the three delayed windows.
+# Terminal vector offsets: flags, time, counts and frauds in the three delayed windows.
 T_LATE, T_T, T_N1, T_N7, T_N30, T_F1, T_F7, T_F30 = range(8)
 TERM_LEN: Final = 8
 EMPTY_TERM: Final[tuple[float, ...]] = (0.0,) * TERM_LEN
@@ -79,63 +81,61 @@ def feature_names(config: FeatureConfig) -> tuple[str, ...]:
 
 
 def derive(card: Sequence[float], term: Sequence[float], names: Sequence[str]) -> dict[str, float]:
-    """Turn the raw card and terminal vectors into the feature dict (keys from ``names``)."""
-    amount, t_ms = card[C_AMOUNT], card[C_T]
-    n1, n7, n30 = card[C_N1D] + 1.0, card[C_N7D] + 1.0, card[C_N30D] + 1.0
+    """Turn the raw card and terminal vectors into the feature dict (keys from ``names``).
+
+    Hot path (once per transaction): one tuple unpacking, then plain float arithmetic.
+    """
+    (_, t_ms, amount, lat, lon, term_id, a1d, a7d, a30d, a2_30d, prev_t, prev_lat, prev_lon,
+     x30, y30, z30, cnp, n10m, n1h, n1d, n7d, n30d, cnp7d, distinct, seen30, locn30,
+     ndel, fdel) = card  # fmt: skip
+    _, _, n_t1, n_t7, n_t30, f_t1, f_t7, f_t30 = term
+    n1, n7, n30 = n1d + 1.0, n7d + 1.0, n30d + 1.0
     day_ms = t_ms % DAY_MS
     weekday = (int(t_ms // DAY_MS) + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
-    prior, s, s2 = card[C_N30D], card[C_A30D], card[C_A2_30D]
-    mean_prior = s / prior if prior > 0 else amount
-    var = s2 / prior - mean_prior * mean_prior if prior > 1 else 0.0
+    mean_prior = a30d / n30d if n30d > 0 else amount
+    var = a2_30d / n30d - mean_prior * mean_prior if n30d > 1 else 0.0
     zscore = (amount - mean_prior) / math.sqrt(var) if var > 1e-12 else 0.0
     ratio = amount / mean_prior if mean_prior > 0 else 1.0
-    gap_s = (t_ms - card[C_PREV_T]) / 1000.0 if card[C_PREV_T] >= 0 else _GAP_CAP_S
+    gap_s = (t_ms - prev_t) / 1000.0 if prev_t >= 0 else _GAP_CAP_S
     gap_s = min(gap_s, _GAP_CAP_S)
-    has_loc = card[C_LAT] != NO_LOCATION
+    has_loc = lat != NO_LOCATION
     dist_prev = dist_usual = 0.0
-    if has_loc and card[C_PREV_T] >= 0 and card[C_PREV_LAT] != NO_LOCATION:
-        dist_prev = haversine_km(card[C_LAT], card[C_LON], card[C_PREV_LAT], card[C_PREV_LON])
-    if has_loc and card[C_LOCN30] > 0:
-        x, y, z = card[C_X30], card[C_Y30], card[C_Z30]
-        c_lat = math.degrees(math.atan2(z, math.hypot(x, y)))
-        c_lon = math.degrees(math.atan2(y, x))
-        dist_usual = haversine_km(card[C_LAT], card[C_LON], c_lat, c_lon)
-    n_t1, n_t7, n_t30 = term[T_N1], term[T_N7], term[T_N30]
+    if has_loc and prev_t >= 0 and prev_lat != NO_LOCATION:
+        dist_prev = haversine_km(lat, lon, prev_lat, prev_lon)
+    if has_loc and locn30 > 0:
+        c_lat = math.degrees(math.atan2(z30, math.hypot(x30, y30)))
+        c_lon = math.degrees(math.atan2(y30, x30))
+        dist_usual = haversine_km(lat, lon, c_lat, c_lon)
     angle = 2.0 * math.pi * day_ms / DAY_MS
     values = (
         amount,
         1.0 if weekday >= 5 else 0.0,
         1.0 if day_ms < 7 * 3_600_000 else 0.0,
         n1,
-        (card[C_A1D] + amount) / n1,
+        (a1d + amount) / n1,
         n7,
-        (card[C_A7D] + amount) / n7,
+        (a7d + amount) / n7,
         n30,
-        (s + amount) / n30,
-        n_t1,
-        _ratio(term[T_F1], n_t1),
-        n_t7,
-        _ratio(term[T_F7], n_t7),
-        n_t30,
-        _ratio(term[T_F30], n_t30),
+        (a30d + amount) / n30,
+        float(n_t1),
+        min(1.0, f_t1 / n_t1) if n_t1 > 0 else 0.0,
+        float(n_t7),
+        min(1.0, f_t7 / n_t7) if n_t7 > 0 else 0.0,
+        float(n_t30),
+        min(1.0, f_t30 / n_t30) if n_t30 > 0 else 0.0,
         ratio,
         zscore,
         gap_s,
-        card[C_N10M] + 1.0,
-        card[C_N1H] + 1.0,
-        card[C_DISTINCT1D],
-        0.0 if card[C_TERM] == 0 else 1.0 - card[C_SEEN30D],
-        (card[C_CNP7D] + card[C_CNP]) / n7,
+        n10m + 1.0,
+        n1h + 1.0,
+        float(distinct),
+        0.0 if term_id == 0 else 1.0 - seen30,
+        (cnp7d + cnp) / n7,
         dist_prev,
         dist_prev / max(gap_s / 3600.0, _MIN_SPEED_GAP_H),
         dist_usual,
         math.sin(angle),
         math.cos(angle),
-        _ratio(card[C_FDEL], card[C_NDEL]),
+        min(1.0, fdel / ndel) if ndel > 0 else 0.0,
     )
     return dict(zip(names, values, strict=True))
-
-
-def _ratio(frauds: float, count: float) -> float:
-    """Frauds / count clamped to [0, 1]; 0 for an empty window (the book's convention)."""
-    return min(1.0, frauds / count) if count > 0 else 0.0

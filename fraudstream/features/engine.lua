@@ -1,260 +1,430 @@
 -- fraudstream feature engine: one call scores / labels a batch of operations (see redis_store.py).
--- KEYS[k] is the base key of operation k (card, terminal or record; one hash tag each).
 -- ARGV[1..9] = lateness, horizon, label delay, exact cap, coarse max, fold bucket, terminals cap,
--- entity ttl, record ttl (ms); then per operation an opcode and its arguments:
---   C txid t amount cnp lat lon term  -> card raw vector (28 doubles), 'R' appended on replay
---   T txid t                          -> terminal raw vector (8 doubles), 'R' appended on replay
---   X card term                       -> 1 if the record was new, else 0
---   c|t txid is_fraud                 -> 0 unknown, 1 applied, 2 duplicate
--- Window math mirrors fraudstream/features/window.py (CumLog): cumulative records, two binary
--- searches per window, prune behind the horizon keeping one base record, fold past the cap.
+-- entity ttl, record ttl (ms); ARGV[10..] one packed string per operation (first byte = opcode),
+-- each taking its keys from KEYS in order. The reply is the operations' replies concatenated.
+-- Single Redis (one record key per transaction):
+--   A  keys record card [terminal]; <6dB: t amount cnp lat lon term, len> term-field ids
+--        -> 0|1 (1 = replay) .. card marker (MARK_C) [.. 0|1 .. terminal marker (MARK_T)]
+--   l  keys record card [terminal]; fraud('0'|'1') has-terminal(0|1 byte) -> status byte
+-- Redis Cluster (each operation in one slot; per-entity markers make each idempotent):
+--   C  key card; as A's argument, with the tx id instead of ids -> 0|1 .. MARK_C
+--   T  key terminal; <d: t> txid -> 0|1 .. MARK_T
+--   X  key record; card '\n' term -> nothing (the record labels find entities by)
+--   c|t key card|terminal; fraud('0'|'1') txid -> status byte
+-- Label status: 0 unknown, 1 applied, 2 duplicate.
+--
+-- Layout (keys.py): base = '<dI4' (wall ms of the last TTL refresh, nf), nf fraud records
+-- (t, cum frauds), then the log records (t, cum count), 16 B each; a card also has base:R, 80 B
+-- per log record (cum amount amount^2 cnp located x y z, own lat lon terminal), and base:S,
+-- terminal -> its last 4 use times.
+-- Cost model (Redis 7.0 Lua, measured): Redis' Lua hashes every byte of every string it
+-- creates (~1.2 ns/B), the first touch of a key costs ~1-2 us (cache misses in a big keyspace),
+-- and PEXPIRE ~1.5 us. So: the small base string is read whole (binary searches run in Lua),
+-- the wide records are read by GETRANGE and written by APPEND (the common in-order case), the
+-- replay check and the marker write are one SET NX GET, and an entity's TTLs are refreshed only
+-- when they could otherwise fall below the horizon (see refresh below).
+-- Window math mirrors fraudstream/features/window.py (CumLog).
 
 local L, H, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local CAP, COARSE, B = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local TCAP, ETTL, RTTL = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local TCAP, ETTL, RTTL = tonumber(ARGV[7]), ARGV[8], ARGV[9] -- TTLs stay strings: no reformat
+local SLACK = tonumber(ETTL) - H
 local MIN, HOUR, DAY = 60000, 3600000, 86400000
-local PRUNE_MIN, NOLOC, TERM_TIMES = 16, 999, 4
-local CARD_BYTES, TERM_BYTES = 28 * 8, 8 * 8
+local PRUNE_MIN, NOLOC, TERM_TIMES, HB = 16, 999, 4, 12
 local DEG = math.pi / 180
-local unpack, pack, floor = struct.unpack, struct.pack, math.floor
+local tunpack = unpack -- Lua's table unpack, before the name is taken by struct's
+local unpack, pack, floor, concat = struct.unpack, struct.pack, math.floor, table.concat
+-- Markers (the transaction's snapshot): flags (1 late, 2 labelled), then card: t amount lat
+-- lon term, sums a1d a7d a30d a2_30d, prev t lat lon, centroid x y z; cnp; 11 integer counts.
+local MARK_C = '<B' .. string.rep('d', 15) .. 'B' .. string.rep('I4', 11)
+local MARK_T = '<BdI4I4I4I4I4I4'
+local MARK_C_LEN = struct.size(MARK_C)
+local REC = '<dddddddddd'
+local touched = {} -- base key -> its last TTL refresh (wall ms), for entities written here
 
--- time of record i (1-based) of a 16-byte (time, cum) log
-local function tim(s, i) return (unpack('<d', s, 16 * i - 15)) end
-local function cum(s, i) if i == 0 then return 0 end return (unpack('<d', s, 16 * i - 7)) end
+-- ---------------------------------------------------------------- (time, cum) logs
+-- A log is 16-byte records from byte o + 1 of s; i is 1-based. Hot: unpack is inlined.
+local function tim(s, o, i) return (unpack('<d', s, o + 16 * i - 15)) end
+local function cum(s, o, i) if i == 0 then return 0 end return (unpack('<d', s, o + 16 * i - 7)) end
 
--- number of records with time <= e among records 1..hi (binary search, O(log n) unpacks)
-local function find(s, e, hi)
-  local lo = 0
-  while lo < hi do
-    local mid = floor((lo + hi + 1) / 2)
-    if tim(s, mid) <= e then lo = mid else hi = mid - 1 end
+-- number of records with time <= e among records 1..hi, galloping back from hi: chained from
+-- the previous window's answer, the short windows of an in-order event read a few records
+local function back(s, o, e, hi)
+  if hi == 0 or unpack('<d', s, o + 16 * hi - 15) <= e then return hi end
+  local top, step, j = hi - 1, 1, hi - 1
+  while j > 0 and unpack('<d', s, o + 16 * j - 15) > e do
+    top, step = j - 1, step + step
+    j = hi - step
+  end
+  local lo = j > 0 and j or 0
+  while lo < top do
+    local mid = floor((lo + top + 1) / 2)
+    if unpack('<d', s, o + 16 * mid - 15) <= e then lo = mid else top = mid - 1 end
   end
   return lo
 end
 
--- fold: thin records 1..m-1 to the last one per bucket (window.py CumLog.fold); stride-aligned
-local function fold(key, rkey, n)
-  if n <= CAP + COARSE then return end
+-- number of records with time <= e among records lo..hi (plain binary search)
+local function find(s, o, e, lo, hi)
+  while lo < hi do
+    local mid = floor((lo + hi + 1) / 2)
+    if tim(s, o, mid) <= e then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+
+-- the log with (t, +1) inserted after equal times at pos, as a string (out-of-order events)
+local function inserted(s, o, n, t, pos)
+  local parts = { s:sub(o + 1, o + 16 * pos), pack('<dd', t, cum(s, o, pos) + 1) }
+  for i = pos + 1, n do
+    local ti, ci = unpack('<dd', s, o + 16 * i - 15)
+    parts[#parts + 1] = pack('<dd', ti, ci + 1)
+  end
+  return concat(parts)
+end
+
+-- Which records of a log to keep once an event at t joins its n records (window.py CumLog
+-- prune then fold), computed on the log before the insert; nil when all stay. Pruning keeps
+-- the newest stale record as the base later windows subtract from.
+local function trim_plan(s, o, n, t)
+  local newest = n > 0 and math.max(tim(s, o, n), t) or t
+  local edge = newest - H
+  local adj = t <= edge and 1 or 0 -- the new event itself is stale
+  local first = 0
+  -- cheap test first: fewer than PRUNE_MIN stale records needs one look at record k
+  local k = PRUNE_MIN + 1 - adj
+  if n >= k and tim(s, o, k) <= edge then first = find(s, o, edge, k, n) + adj - 1 end
+  local m = n + 1 - first
+  if m <= CAP + COARSE then return first > 0 and { first = first } or nil end
+  return { first = first, fold = true }
+end
+
+-- apply a plan to a string of n fixed-size records (size w, from byte o + 1), times from log
+local function trimmed(s, o, w, n, plan, log)
+  if not plan.fold then return s:sub(o + w * plan.first + 1, o + w * n) end
+  local parts, last = {}, n - floor(CAP / 2)
+  for i = plan.first + 1, last - 1 do
+    if floor(tim(log, 0, i) / B) ~= floor(tim(log, 0, i + 1) / B) then
+      parts[#parts + 1] = s:sub(o + w * i - w + 1, o + w * i)
+    end
+  end
+  parts[#parts + 1] = s:sub(o + w * (last - 1) + 1, o + w * n)
+  return concat(parts)
+end
+
+-- ---------------------------------------------------------------- entity base strings
+-- the base string (or an empty one), its fraud-log count, the log's byte offset and count
+local function base_state(key)
   local s = redis.call('GET', key)
-  local m = n - floor(CAP / 2)
-  local keep = {}
-  for i = 1, m - 1 do
-    if floor(tim(s, i) / B) ~= floor(tim(s, i + 1) / B) then keep[#keep + 1] = i end
-  end
-  for i = m, n do keep[#keep + 1] = i end
-  local parts = {}
-  for j, i in ipairs(keep) do parts[j] = s:sub(16 * i - 15, 16 * i) end
-  redis.call('SET', key, table.concat(parts))
-  if rkey then
-    local r = redis.call('GET', rkey)
-    for j, i in ipairs(keep) do parts[j] = r:sub(80 * i - 79, 80 * i) end
-    redis.call('SET', rkey, table.concat(parts))
-  end
+  if not s then return pack('<dI4', 0, 0), 0, HB, 0, true end
+  local _, nf = unpack('<dI4', s)
+  local o = HB + 16 * nf
+  return s, nf, o, (#s - o) / 16, false
 end
 
--- insert (t, +d) into a (time, cum) log after equal times; prune; fold. Returns new length.
--- Appends in order (the common case) are one APPEND; a late event rewrites only the tail.
-local function tinsert(key, s, n, t, d, rkey, rrec)
-  local pos = find(s, t, n)
-  local rec = pack('<dd', t, cum(s, pos) + d)
-  if pos == n then
-    redis.call('APPEND', key, rec)
-  else
-    local parts = { rec }
-    for i = pos + 1, n do
-      local ti, ci = unpack('<dd', s, 16 * i - 15)
-      parts[#parts + 1] = pack('<dd', ti, ci + d)
+-- TTLs: every key of an entity gets entity_ttl_ms when it is refreshed, and a refresh happens
+-- once the last one is more than entity_ttl_ms - horizon_ms old (wall clock). So after any
+-- write the state lives at least the horizon (what the windows need) and at most the TTL,
+-- without a PEXPIRE per transaction.
+local function refresh_all()
+  local now
+  for base, last in pairs(touched) do
+    if not now then
+      local tm = redis.call('TIME')
+      now = tonumber(tm[1]) * 1000 + floor(tonumber(tm[2]) / 1000)
     end
-    redis.call('SETRANGE', key, 16 * pos, table.concat(parts))
+    if now - last > SLACK then
+      redis.call('PEXPIRE', base, ETTL)
+      redis.call('PEXPIRE', base .. ':R', ETTL)
+      redis.call('PEXPIRE', base .. ':S', ETTL)
+      redis.call('SETRANGE', base, 0, pack('<d', now))
+    end
   end
-  if rkey then rrec(pos, n) end
-  local wm = t
-  if n > 0 and tim(s, n) > t then wm = tim(s, n) end
-  local edge = wm - H
-  local stale = find(s, edge, n) - 1
-  if t <= edge then stale = stale + 1 end
-  n = n + 1
-  if stale >= PRUNE_MIN then
-    -- keep the newest stale record as the base later windows subtract from
-    redis.call('SET', key, redis.call('GETRANGE', key, 16 * stale, -1))
-    if rkey then redis.call('SET', rkey, redis.call('GETRANGE', rkey, 80 * stale, -1)) end
-    n = n - stale
-  end
-  fold(key, rkey, n)
-  return n
 end
 
-local function fwindow(f, nf, lo, hi)
-  return cum(f, find(f, hi, nf)) - cum(f, find(f, lo, nf))
+local function touch(base, s)
+  if not touched[base] then touched[base] = (unpack('<d', s)) end
 end
 
-local function card_op(base, txid, t, amount, cnp, lat, lon, tf)
-  local km = base .. ':x:' .. txid
-  local old = redis.call('GET', km)
-  if old then return old:sub(1, CARD_BYTES) .. 'R' end -- redelivery: first answer, no change
-  local kT, kR = base .. ':T', base .. ':R'
-  local s = redis.call('GET', kT) or ''
-  local n = #s / 16
-  local late = n > 0 and t < tim(s, n) - L
-  local it = find(s, t, n)
-  local i10m = find(s, t - 10 * MIN, it)
-  local i1h = find(s, t - HOUR, i10m)
-  local i1d = find(s, t - DAY, i1h)
-  local i7d = find(s, t - 7 * DAY, i1d)
-  local i30d = find(s, t - 30 * DAY, i7d)
-  local idh = find(s, t - D, it)
-  local idl = find(s, t - D - 30 * DAY, idh)
-  local nt = cum(s, it)
-  -- one GETRANGE for records i1d..it: the 1-day edge, the 1-day window, the previous record
-  local a = i1d > 0 and i1d or 1
-  local rng = it >= a and redis.call('GETRANGE', kR, 80 * (a - 1), 80 * it - 1) or ''
-  local function rrec(i)
-    if i == 0 then return 0, 0, 0, 0, 0, 0, 0, NOLOC, 0, 0 end
-    if i >= a and i <= it then return unpack('<dddddddddd', rng, 80 * (i - a) + 1) end
-    return unpack('<dddddddddd', redis.call('GETRANGE', kR, 80 * (i - 1), 80 * i - 1))
+-- ---------------------------------------------------------------- operations
+-- R record i + an event's deltas d (amount, amount^2, cnp, located, x, y, z), own fields kept
+local function shifted(r, off, d)
+  local c1, c2, c3, c4, c5, c6, c7, o1, o2, o3 = unpack(REC, r, off)
+  return pack(REC, c1 + d[1], c2 + d[2], c3 + d[3], c4 + d[4], c5 + d[5], c6 + d[6], c7 + d[7],
+    o1, o2, o3)
+end
+
+-- insert the event at t (after equal times) into the base string's log at pos, prune/fold;
+-- R (cards) gets rec, later R records absorb the deltas d, and the same plan applies.
+-- s, o, n: the base before the insert.
+local function log_insert(base, s, o, n, t, pos, fresh, kR, rec, d)
+  local plan = trim_plan(s, o, n, t)
+  local nt = cum(s, o, pos)
+  if pos == n and not plan then -- in order, nothing to trim: append (the common case)
+    redis.call('APPEND', base, (fresh and s or '') .. pack('<dd', t, nt + 1))
+    if kR then redis.call('APPEND', kR, rec) end
+    return
   end
-  local tA, tA2, tC, tLn, tX, tY, tZ, pLat, pLon = rrec(it)
-  local dA = rrec(i1d)
-  local wA, _, wC = rrec(i7d)
-  local mA, mA2, _, mLn, mX, mY, mZ = rrec(i30d)
-  local seen_terms, distinct = {}, 0
-  if tf ~= '0' then seen_terms[tonumber(tf)] = true; distinct = 1 end
+  local log = inserted(s, o, n, t, pos)
+  local r
+  if kR then
+    local tail, parts = redis.call('GETRANGE', kR, 80 * pos, -1), { rec }
+    for i = 1, n - pos do parts[#parts + 1] = shifted(tail, 80 * i - 79, d) end
+    r = concat(parts)
+  end
+  if not plan then -- out of order, within the lateness: later records absorb the delta
+    redis.call('SETRANGE', base, o + 16 * pos, log:sub(16 * pos + 1))
+    if kR then redis.call('SETRANGE', kR, 80 * pos, r) end
+    return
+  end
+  redis.call('SET', base, s:sub(1, o) .. trimmed(log, 0, 16, n + 1, plan, log), 'KEEPTTL')
+  if kR then
+    local full = pos > 0 and redis.call('GETRANGE', kR, 0, 80 * pos - 1) .. r or r
+    redis.call('SET', kR, trimmed(full, 0, 80, n + 1, plan, log), 'KEEPTTL')
+  end
+end
+
+-- record i of a card's R log: from rng (records a1..) when there, else one GETRANGE
+local function rrec(kR, rng, a1, i)
+  if i == 0 then return 0, 0, 0, 0, 0, 0, 0, NOLOC, 0, 0 end
+  if i >= a1 then return unpack(REC, rng, 80 * (i - a1) + 1) end
+  return unpack(REC, redis.call('GETRANGE', kR, 80 * (i - 1), 80 * i - 1))
+end
+
+-- The card's view of an event: its marker (MARK_C), whether it is late, what card_commit
+-- needs (one table, no closures: allocation is what the Lua GC charges for), and the rest of
+-- the argument string (tx id or ids). Reads only.
+local function card_view(base, a)
+  local t, amount, cnp, lat, lon, tf = unpack('<dddddd', a, 2)
+  local fl = a:byte(50)
+  local s, nf, o, n, fresh = base_state(base)
+  local kR = base .. ':R'
+  local late = n > 0 and t < tim(s, o, n) - L
+  local it = back(s, o, t, n)
+  local i10m = back(s, o, t - 10 * MIN, it)
+  local i1h = back(s, o, t - HOUR, i10m)
+  local i1d = back(s, o, t - DAY, i1h)
+  local i7d = back(s, o, t - 7 * DAY, i1d)
+  local i30d = back(s, o, t - 30 * DAY, i7d)
+  -- the delayed window (t-D-30d, t-D]: start each search from the nearest answer above it
+  local hd = it
+  if D >= 30 * DAY then hd = i30d
+  elseif D >= 7 * DAY then hd = i7d
+  elseif D >= DAY then hd = i1d
+  elseif D >= HOUR then hd = i1h
+  elseif D >= 10 * MIN then hd = i10m end
+  local idh = back(s, o, t - D, hd)
+  local idl = back(s, o, t - D - 30 * DAY, math.min(idh, i30d))
+  local fdh = back(s, HB, t - D, nf)
+  local fdl = back(s, HB, t - D - 30 * DAY, fdh)
+  -- one GETRANGE for the records i1d..it (the 1-day edge, the 1-day window, the newest
+  -- earlier record); the 7- and 30-day edge records are one GETRANGE each
+  local a1 = i1d > 0 and i1d or 1
+  local rng = it >= a1 and redis.call('GETRANGE', kR, 80 * (a1 - 1), 80 * it - 1) or ''
+  local tA, tA2, tC, tLn, tX, tY, tZ, pLat, pLon = rrec(kR, rng, a1, it)
+  local dA = rrec(kR, rng, a1, i1d)
+  local wA, _, wC = rrec(kR, rng, a1, i7d)
+  local mA, mA2, _, mLn, mX, mY, mZ = rrec(kR, rng, a1, i30d)
+  -- distinct terminals in (t-1d, t]: this one and those of the few records in the window
+  local t1, t2, t3, distinct = tf, nil, nil, tf ~= 0 and 1 or 0
+  local more = nil
   for i = i1d + 1, it do
-    local term = unpack('<d', rng, 80 * (i - a) + 73)
-    if term ~= 0 and not seen_terms[term] then seen_terms[term] = true; distinct = distinct + 1 end
-  end
-  local seen30, uses = 0, nil
-  if tf ~= '0' then
-    uses = redis.call('HGET', base .. ':S', tf) or ''
-    for j = 1, #uses / 8 do
-      local u = unpack('<d', uses, 8 * j - 7)
-      if u > t - 30 * DAY and u <= t then seen30 = 1 end
-    end
-  end
-  local f = redis.call('GET', base .. ':F') or ''
-  local nf = #f / 16
-  local prev_t = it > 0 and tim(s, it) or -1
-  if it == 0 then pLat, pLon = NOLOC, 0 end
-  local blob = pack('<' .. string.rep('d', 28), late and 1 or 0, t, amount, cnp, lat, lon,
-    tonumber(tf), nt - cum(s, i10m), nt - cum(s, i1h), nt - cum(s, i1d), nt - cum(s, i7d),
-    nt - cum(s, i30d), tA - dA, tA - wA, tA - mA, tA2 - mA2, tC - wC, distinct, seen30,
-    prev_t, pLat, pLon, tLn - mLn, tX - mX, tY - mY, tZ - mZ,
-    cum(s, idh) - cum(s, idl), fwindow(f, nf, t - D - 30 * DAY, t - D))
-  if not late then
-    local has = lat ~= NOLOC
-    local x, y, z = 0, 0, 0
-    if has then
-      local phi, lam = lat * DEG, lon * DEG
-      x, y, z = math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
-    end
-    local d = { 1, amount, amount * amount, cnp, has and 1 or 0, x, y, z }
-    local function rinsert(pos, nold)
-      local c = { rrec(pos) }
-      local rec = pack('<dddddddddd', c[1] + d[2], c[2] + d[3], c[3] + d[4], c[4] + d[5],
-        c[5] + d[6], c[6] + d[7], c[7] + d[8], lat, lon, tonumber(tf))
-      if pos == nold then
-        redis.call('APPEND', kR, rec)
-      else
-        local tail = redis.call('GETRANGE', kR, 80 * pos, -1)
-        local parts = { rec }
-        for i = 1, nold - pos do
-          local r = { unpack('<dddddddddd', tail, 80 * i - 79) }
-          parts[#parts + 1] = pack('<dddddddddd', r[1] + d[2], r[2] + d[3], r[3] + d[4],
-            r[4] + d[5], r[5] + d[6], r[6] + d[7], r[7] + d[8], r[8], r[9], r[10])
-        end
-        redis.call('SETRANGE', kR, 80 * pos, table.concat(parts))
+    local term = unpack('<d', rng, 80 * (i - a1) + 73)
+    if term ~= 0 and term ~= t1 and term ~= t2 and term ~= t3 and not (more and more[term]) then
+      distinct = distinct + 1
+      if not t2 then t2 = term elseif not t3 then t3 = term else
+        more = more or {}
+        more[term] = true
       end
     end
-    tinsert(kT, s, n, t, 1, kR, rinsert)
-    redis.call('PEXPIRE', kT, ETTL)
-    redis.call('PEXPIRE', kR, ETTL)
-    if tf ~= '0' then
-      local times = {}
-      for j = 1, #uses / 8 do times[j] = unpack('<d', uses, 8 * j - 7) end
-      times[#times + 1] = t
-      table.sort(times)
-      local first = math.max(1, #times - TERM_TIMES + 1)
-      local parts = {}
-      for j = first, #times do parts[#parts + 1] = pack('<d', times[j]) end
-      local kS = base .. ':S'
-      redis.call('HSET', kS, tf, table.concat(parts))
-      if redis.call('HLEN', kS) > TCAP then
-        -- keep the half most recently used terminals (ties by field) - window.py mirrors it
-        local all, ranked = redis.call('HGETALL', kS), {}
-        for j = 1, #all, 2 do
-          local v = all[j + 1]
-          ranked[#ranked + 1] = { f = all[j], m = unpack('<d', v, #v - 7) }
-        end
-        table.sort(ranked, function(p, q) return p.m > q.m or (p.m == q.m and p.f > q.f) end)
-        for j = floor(TCAP / 2) + 1, #ranked do redis.call('HDEL', kS, ranked[j].f) end
+  end
+  local field, uses, seen30 = nil, nil, 0
+  if tf ~= 0 then
+    field = a:sub(51, 50 + fl)
+    uses = redis.call('HGET', base .. ':S', field)
+    if uses then
+      for j = 1, #uses / 8 do
+        local u = unpack('<d', uses, 8 * j - 7)
+        if u > t - 30 * DAY and u <= t then seen30 = 1 end
       end
-      redis.call('PEXPIRE', kS, ETTL)
     end
   end
-  redis.call('SET', km, blob, 'PX', RTTL)
-  return blob
+  local nt = cum(s, o, it)
+  local mark = pack(MARK_C, late and 1 or 0, t, amount, lat, lon, tf, tA - dA, tA - wA, tA - mA,
+    tA2 - mA2, it > 0 and tim(s, o, it) or -1, pLat, pLon, tX - mX, tY - mY, tZ - mZ, cnp,
+    nt - cum(s, o, i10m), nt - cum(s, o, i1h), nt - cum(s, o, i1d), nt - cum(s, o, i7d),
+    nt - cum(s, o, i30d), tC - wC, distinct, seen30, tLn - mLn,
+    cum(s, o, idh) - cum(s, o, idl), cum(s, HB, fdh) - cum(s, HB, fdl))
+  -- an array (exact-size allocation), unpacked by card_commit in this order
+  local v = { base, s, o, n, fresh, kR, it, t, amount, cnp, lat, lon, tf, field, uses or '',
+    tA, tA2, tC, tLn, tX, tY, tZ }
+  return mark, late, v, a:sub(51 + fl)
 end
 
-local function term_op(base, txid, t)
-  local km = base .. ':x:' .. txid
-  local old = redis.call('GET', km)
-  if old then return old:sub(1, TERM_BYTES) .. 'R' end
-  local kT = base .. ':T'
-  local s = redis.call('GET', kT) or ''
-  local n = #s / 16
-  local late = n > 0 and t < tim(s, n) - L
+-- add the event of a card view to the card's state (log, R, terminal uses)
+local function card_commit(v)
+  local base, s, o, n, fresh, kR, it, t, amount, cnp, lat, lon, tf, field, uses,
+    tA, tA2, tC, tLn, tX, tY, tZ = tunpack(v, 1, 22) -- explicit n: field may be nil
+  local has = lat ~= NOLOC
+  local x, y, z = 0, 0, 0
+  if has then
+    local phi, lam = lat * DEG, lon * DEG
+    x, y, z = math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
+  end
+  local hv, a2 = has and 1 or 0, amount * amount
+  if fresh then redis.call('DEL', kR) end -- never append to a stray log (e.g. evicted base)
+  log_insert(base, s, o, n, t, it, fresh, kR,
+    pack(REC, tA + amount, tA2 + a2, tC + cnp, tLn + hv, tX + x, tY + y, tZ + z, lat, lon, tf),
+    it < n and { amount, a2, cnp, hv, x, y, z } or nil) -- deltas: out of order only
+  touch(base, s)
+  if tf == 0 then return end
+  -- the terminal's last TERM_TIMES use times, ascending (memory.py: sorted(...)[-4:])
+  local times = {}
+  for j = 1, #uses / 8 do times[j] = unpack('<d', uses, 8 * j - 7) end
+  times[#times + 1] = t
+  table.sort(times)
+  local first = math.max(1, #times - TERM_TIMES + 1)
+  local kS = base .. ':S'
+  if redis.call('HSET', kS, field, pack('<' .. string.rep('d', #times - first + 1),
+      tunpack(times, first))) == 1 then
+    local count = redis.call('HLEN', kS)
+    if count == 1 then redis.call('PEXPIRE', kS, ETTL) end -- just created: give it a TTL
+    if count > TCAP then
+      -- keep the half most recently used terminals (ties by field), as memory.py does
+      local all, ranked = redis.call('HGETALL', kS), {}
+      for j = 1, #all, 2 do
+        local u = all[j + 1]
+        ranked[#ranked + 1] = { f = all[j], m = unpack('<d', u, #u - 7) }
+      end
+      table.sort(ranked, function(p, q) return p.m > q.m or (p.m == q.m and p.f > q.f) end)
+      for j = floor(TCAP / 2) + 1, #ranked do redis.call('HDEL', kS, ranked[j].f) end
+    end
+  end
+end
+
+-- The terminal's view of an event at t: marker (MARK_T), late, and its insert. Reads only.
+local function term_view(base, t)
+  local s, nf, o, n, fresh = base_state(base)
+  local late = n > 0 and t < tim(s, o, n) - L
   local hi = t - D
-  local i0 = find(s, hi, n)
-  local i1 = find(s, hi - DAY, i0)
-  local i7 = find(s, hi - 7 * DAY, i1)
-  local i30 = find(s, hi - 30 * DAY, i7)
-  local c0 = cum(s, i0)
-  local f = redis.call('GET', base .. ':F') or ''
-  local nf = #f / 16
-  local blob = pack('<dddddddd', late and 1 or 0, t, c0 - cum(s, i1), c0 - cum(s, i7),
-    c0 - cum(s, i30), fwindow(f, nf, hi - DAY, hi), fwindow(f, nf, hi - 7 * DAY, hi),
-    fwindow(f, nf, hi - 30 * DAY, hi))
-  if not late then
-    tinsert(kT, s, n, t, 1)
-    redis.call('PEXPIRE', kT, ETTL)
-  end
-  redis.call('SET', km, blob, 'PX', RTTL)
-  return blob
+  local i0 = back(s, o, hi, n)
+  local i1 = back(s, o, hi - DAY, i0)
+  local i7 = back(s, o, hi - 7 * DAY, i1)
+  local i30 = back(s, o, hi - 30 * DAY, i7)
+  local f0 = back(s, HB, hi, nf)
+  local f1 = back(s, HB, hi - DAY, f0)
+  local f7 = back(s, HB, hi - 7 * DAY, f1)
+  local f30 = back(s, HB, hi - 30 * DAY, f7)
+  local c0, g0 = cum(s, o, i0), cum(s, HB, f0)
+  local mark = pack(MARK_T, late and 1 or 0, t, c0 - cum(s, o, i1), c0 - cum(s, o, i7),
+    c0 - cum(s, o, i30), g0 - cum(s, HB, f1), g0 - cum(s, HB, f7), g0 - cum(s, HB, f30))
+  return mark, late, { base, s, o, n, fresh, t }
 end
 
-local function label_op(base, txid, fraud, size)
-  local km = base .. ':x:' .. txid
+local function term_commit(v)
+  local base, s, o, n, fresh, t = tunpack(v, 1, 6)
+  log_insert(base, s, o, n, t, back(s, o, t, n), fresh)
+  touch(base, s)
+end
+
+-- a labelled fraud at t enters an entity's fraud log (kept sorted, pruned and folded)
+local function add_fraud(base, t)
+  local s, nf, o = base_state(base)
+  local pos = back(s, HB, t, nf)
+  local plan = trim_plan(s, HB, nf, t)
+  local f = inserted(s, HB, nf, t, pos)
+  if plan then f = trimmed(f, 0, 16, nf + 1, plan, f) end
+  redis.call('SET', base, s:sub(1, 8) .. pack('<I4', #f / 16) .. f .. s:sub(o + 1), 'KEEPTTL')
+  touch(base, s)
+end
+
+-- ------------------------------------------------ single Redis: one record per transaction
+-- A: KEYS record, card[, terminal]. The record (record_ttl_ms) is '<H' len, ids, the card and
+-- terminal markers; its SET NX GET is the replay check, so the event changes state only once.
+local function tx_op(kX, kC, kT, a, out)
+  local cm, clate, cv, ids = card_view(kC, a)
+  local tm, tlate, tv = '', true, nil
+  if kT then tm, tlate, tv = term_view(kT, (unpack('<d', a, 2))) end
+  local old = redis.call('SET', kX, pack('<H', #ids) .. ids .. cm .. tm, 'NX', 'GET', 'PX', RTTL)
+  local n = #out
+  if old then -- the stored markers, with a status byte before each
+    local c = 3 + unpack('<H', old)
+    out[n + 1], out[n + 2] = '\1', old:sub(c, c + MARK_C_LEN - 1)
+    if kT then out[n + 3], out[n + 4] = '\1', old:sub(c + MARK_C_LEN) end
+    return
+  end
+  if not clate then card_commit(cv) end
+  if not tlate then term_commit(tv) end
+  out[n + 1], out[n + 2] = '\0', cm
+  if kT then out[n + 3], out[n + 4] = '\0', tm end
+end
+
+-- l: KEYS record, card[, terminal]; the first label wins (flag in the card marker's flags)
+local function tx_label(kX, kC, kT, a)
+  local m = redis.call('GET', kX)
+  if not m then return '\0' end
+  local c = 3 + unpack('<H', m) -- the card marker's first byte
+  local flags = m:byte(c)
+  if flags >= 2 then return '\2' end
+  redis.call('SET', kX, m:sub(1, c - 1) .. string.char(flags + 2) .. m:sub(c + 1), 'KEEPTTL')
+  if a:byte(2) == 49 then
+    local t = unpack('<d', m, c + 1)
+    if flags == 0 then add_fraud(kC, t) end
+    if kT and m:byte(c + MARK_C_LEN) == 0 then add_fraud(kT, t) end
+  end
+  return '\1'
+end
+
+-- ------------------------------------------------ Redis Cluster: one slot per operation
+local function marked(base, txid, mark, late, v, commit)
+  local old = redis.call('SET', base .. ':x:' .. txid, mark, 'NX', 'GET', 'PX', RTTL)
+  if old then return '\1' .. old end
+  if not late then commit(v) end
+  return '\0' .. mark
+end
+
+-- c|t: the first label of a transaction wins; a fraud (not late) enters the fraud log
+local function label_op(base, a)
+  local km = base .. ':x:' .. a:sub(3)
   local m = redis.call('GET', km)
-  if not m then return 0 end
-  if #m > size then return 2 end -- already labelled: the first label wins
-  redis.call('APPEND', km, fraud == '1' and 'F' or 'L')
-  local late, t = unpack('<dd', m)
-  if fraud == '1' and late == 0 then
-    local kF = base .. ':F'
-    local f = redis.call('GET', kF) or ''
-    tinsert(kF, f, #f / 16, t, 1)
-    redis.call('PEXPIRE', kF, ETTL)
-  end
-  return 1
+  if not m then return '\0' end
+  local flags = m:byte(1)
+  if flags >= 2 then return '\2' end
+  -- SET, not APPEND: the marker stays an exact-size (often embedded) string
+  redis.call('SET', km, string.char(flags + 2) .. m:sub(2), 'KEEPTTL')
+  if a:byte(2) == 49 and flags == 0 then add_fraud(base, (unpack('<d', m, 2))) end
+  return '\1'
 end
 
-local out, ai = {}, 10
-for k = 1, #KEYS do
-  local op = ARGV[ai]
-  if op == 'C' then
-    out[k] = card_op(KEYS[k], ARGV[ai + 1], tonumber(ARGV[ai + 2]), tonumber(ARGV[ai + 3]),
-      tonumber(ARGV[ai + 4]), tonumber(ARGV[ai + 5]), tonumber(ARGV[ai + 6]), ARGV[ai + 7])
-    ai = ai + 8
-  elseif op == 'T' then
-    out[k] = term_op(KEYS[k], ARGV[ai + 1], tonumber(ARGV[ai + 2]))
-    ai = ai + 3
-  elseif op == 'X' then
-    out[k] = redis.call('SET', KEYS[k], ARGV[ai + 1] .. '\n' .. ARGV[ai + 2], 'NX', 'PX', RTTL)
-      and 1 or 0
-    ai = ai + 3
+local out, ki = {}, 1
+for k = 10, #ARGV do
+  local a = ARGV[k]
+  local op = a:byte(1)
+  if op == 65 or op == 108 then -- 'A' | 'l': record, card and (when present) terminal keys
+    local has_term
+    if op == 65 then has_term = unpack('<d', a, 42) ~= 0 else has_term = a:byte(3) ~= 0 end
+    local kT = has_term and KEYS[ki + 2] or nil
+    if op == 65 then
+      tx_op(KEYS[ki], KEYS[ki + 1], kT, a, out)
+    else
+      out[#out + 1] = tx_label(KEYS[ki], KEYS[ki + 1], kT, a)
+    end
+    ki = ki + (has_term and 3 or 2)
   else
-    out[k] = label_op(KEYS[k], ARGV[ai + 1], ARGV[ai + 2], op == 'c' and CARD_BYTES or TERM_BYTES)
-    ai = ai + 3
+    local base = KEYS[ki]
+    ki = ki + 1
+    if op == 67 then -- 'C'
+      local mark, late, v, txid = card_view(base, a)
+      out[#out + 1] = marked(base, txid, mark, late, v, card_commit)
+    elseif op == 84 then -- 'T'
+      local mark, late, v = term_view(base, (unpack('<d', a, 2)))
+      out[#out + 1] = marked(base, a:sub(10), mark, late, v, term_commit)
+    elseif op == 88 then -- 'X': the record labels find the card and terminal by
+      redis.call('SET', base, a:sub(2), 'NX', 'PX', RTTL)
+    else -- 'c' | 't'
+      out[#out + 1] = label_op(base, a)
+    end
   end
 end
-return out
+refresh_all()
+return concat(out)

@@ -1,26 +1,35 @@
 """Every Redis key the feature engine uses, with its hash tag and TTL, built here only.
 
 Hash tags (the part in braces) put all keys of one card, of one terminal, or of one
-transaction record in one cluster slot, so each script call touches a single slot and the
-engine runs unchanged on Redis Cluster. The Lua engine appends the suffixes below to a base key
-it receives in ``KEYS`` (same tag, so same slot).
+transaction record in one cluster slot. On Redis Cluster each script call then touches a single
+slot; on a single Redis one call covers a transaction's record, card and terminal together
+(fewer keys per transaction, see ``RECORD``). The Lua engine appends the suffixes below to a
+base key it receives in ``KEYS`` (same tag, so same slot).
 """
 
 from __future__ import annotations
 
-__all__ = ["SUFFIXES", "card_base", "record_key", "terminal_base"]
+__all__ = ["RECORD", "SUFFIXES", "card_base", "marker_key", "record_key", "terminal_base"]
 
-# Suffix -> what it holds and why (TTLs from FeatureConfig):
+# Suffix (after a card's or terminal's base key) -> what it holds and why. Entity TTLs are
+# refreshed lazily: when a write finds the last refresh older than entity_ttl_ms - horizon_ms
+# (wall clock), every key of the entity gets entity_ttl_ms again; so an idle entity vanishes
+# between horizon_ms and entity_ttl_ms after its last write, without a PEXPIRE per event.
 SUFFIXES = {
-    ":T": "time-sorted (time, cumulative count) records, 16 B each; entity_ttl_ms after the "
-    "last write, so idle entities vanish without a sweeper",
+    "": "'<dI4' last TTL refresh (wall ms), n frauds; the (time, cumulative frauds) records of "
+    "labelled frauds; then the time-sorted (time, cumulative count) log, 16 B per record: one "
+    "small string, read whole, appended in order (entity TTL)",
     ":R": "card only: cumulative amount/amount^2/cnp/location sums + own lat, lon, terminal per "
-    "record, 80 B each, aligned with :T; entity_ttl_ms",
-    ":F": "(time, cumulative frauds) of labelled frauds, 16 B each; entity_ttl_ms",
-    ":S": "card only: hash terminal -> last 4 use times, for first-use; entity_ttl_ms",
-    ":x:<tx>": "the transaction's raw vector (its snapshot) + label mark: makes redelivery "
-    "idempotent and labels exactly-once; record_ttl_ms = longest label delay + margin",
+    "log record, 80 B each, aligned with the log; read by GETRANGE (entity TTL)",
+    ":S": "card only: hash terminal -> last 4 use times, for first-use (entity TTL)",
+    ":x:<tx>": "Redis Cluster only: the transaction's marker in this slot (flags, snapshot); "
+    "makes redelivery idempotent and labels exactly-once (record_ttl_ms)",
 }
+RECORD = (
+    "the record key: on a single Redis '<H' length, card id \\n terminal id, the card and "
+    "terminal markers (the snapshot; flags say late / labelled), one key per transaction and "
+    "the replay check; on Redis Cluster only card id \\n terminal id (record_ttl_ms)"
+)
 
 
 def card_base(prefix: str, card_id: str) -> str:
@@ -38,7 +47,7 @@ def terminal_base(prefix: str, terminal_id: str) -> str:
 
 
 def record_key(prefix: str, transaction_id: str) -> str:
-    """Where a transaction's card and terminal ids wait for its label (record_ttl_ms).
+    """A transaction's record: its ids for labels, and its snapshot on a single Redis.
 
     Keyed by transaction id alone because a label may name only the transaction.
 
@@ -46,3 +55,12 @@ def record_key(prefix: str, transaction_id: str) -> str:
     'fs:{x:tx1}'
     """
     return f"{prefix}:{{x:{transaction_id}}}"
+
+
+def marker_key(base: str, transaction_id: str) -> str:
+    """Redis Cluster only: a transaction's marker in its card's or terminal's slot.
+
+    >>> marker_key(card_base("fs", "4242"), "tx1")
+    'fs:{c:4242}:x:tx1'
+    """
+    return f"{base}:x:{transaction_id}"

@@ -109,14 +109,14 @@ class MemoryFeatureStore:
         seen30 = any(t - 30 * DAY_MS < u <= t for u in uses)
         prev = log.owns[i_t - 1] if i_t > 0 else (cat.NO_LOCATION, 0.0, 0.0)
         # fmt: off
-        blob = (
-            float(late), t, amount, cnp, lat, lon, term,
-            c_t[N] - c10m[N], c_t[N] - c1h[N], c_t[N] - c1d[N], c_t[N] - c7d[N],
-            c_t[N] - c30d[N], c_t[A] - c1d[A], c_t[A] - c7d[A], c_t[A] - c30d[A],
-            c_t[A2] - c30d[A2], c_t[CNP] - c7d[CNP], float(len(terms)), float(seen30),
+        blob = (  # order: catalogue C_* offsets
+            float(late), t, amount, lat, lon, term,
+            c_t[A] - c1d[A], c_t[A] - c7d[A], c_t[A] - c30d[A], c_t[A2] - c30d[A2],
             log.times[i_t - 1] if i_t > 0 else -1.0, prev[0], prev[1],
-            c_t[LOCN] - c30d[LOCN], c_t[X] - c30d[X], c_t[Y] - c30d[Y], c_t[Z] - c30d[Z],
-            ndel, fdel,
+            c_t[X] - c30d[X], c_t[Y] - c30d[Y], c_t[Z] - c30d[Z], cnp,
+            c_t[N] - c10m[N], c_t[N] - c1h[N], c_t[N] - c1d[N], c_t[N] - c7d[N],
+            c_t[N] - c30d[N], c_t[CNP] - c7d[CNP], float(len(terms)), float(seen30),
+            c_t[LOCN] - c30d[LOCN], ndel, fdel,
         )
         # fmt: on
         if late:

@@ -1,9 +1,13 @@
-"""The Redis feature store: one server-side script call per batch (per slot group on a cluster).
+"""The Redis feature store: one server-side script call per batch (one per slot on a cluster).
 
-Each transaction becomes three operations: its card's (``C``), its terminal's (``T``) and its
-record (``X``), each touching one hash-tagged slot. On a single Redis the whole batch goes in
-one ``EVALSHA``; on Redis Cluster the operations are grouped by slot, one ``EVALSHA`` per slot,
-sent as one pipeline (one round trip per node). The script is the same either way.
+Single Redis: each transaction is one ``A`` operation over its record, card and terminal keys;
+the record (one key per transaction) holds both markers and is the replay check. Redis Cluster:
+each transaction becomes card (``C``), terminal (``T``) and record (``X``) operations, one slot
+each, made idempotent by per-entity markers; operations are grouped by slot, one ``EVALSHA``
+per slot, one pipeline (round trip) per node. Both run the same script (``engine.lua``).
+
+Hot path: an operation's arguments are one packed string, and the reply is one string of
+fixed-size parts decoded with precompiled ``struct`` formats: no per-field argv or reply parsing.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import logging
 import struct
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -28,8 +31,15 @@ from fraudstream.features.config import FeatureConfig
 __all__ = ["RedisFeatureStore"]
 
 logger = logging.getLogger(__name__)
-_CARD = struct.Struct(f"<{cat.CARD_LEN}d")
-_TERM = struct.Struct(f"<{cat.TERM_LEN}d")
+# The markers as engine.lua packs them (MARK_C, MARK_T): flags, doubles, then integer counts.
+_CARD = struct.Struct("<B15dB11I")
+_TERM = struct.Struct("<Bd6I")
+# 'C', t, amount, cnp, lat, lon, terminal hash, len(its decimal text); that text, the tx id
+_CARD_OP = struct.Struct("<c6dB")
+_TERM_OP = struct.Struct("<cd")  # 'T', t; then tx id
+_CARD_REPLY, _TERM_REPLY = 1 + _CARD.size, 1 + _TERM.size  # a status byte, then the marker
+# Reply bytes per cluster opcode (C, T, X, c, t): a marker reply, nothing, or a status byte.
+_REPLY_SIZE = {67: _CARD_REPLY, 84: _TERM_REPLY, 88: 0, 99: 1, 116: 1}
 Client = redis.Redis | RedisCluster
 
 
@@ -75,88 +85,133 @@ class RedisFeatureStore:
 
     def features_for(self, batch: Sequence[Transaction]) -> list[dict[str, float]]:
         """Features of each transaction as of its event time; one round trip for the batch."""
-        p = self._prefix
         op_keys: list[str] = []
-        op_args: list[list[Any]] = []
-        for tx in batch:
-            t, amount, cnp, lat, lon = encode_tx(tx)
-            tx_id, term = tx.transaction_id, tx.terminal_id
-            op_keys.append(keys.card_base(p, tx.card_id))
-            op_args.append(["C", tx_id, t, amount, cnp, lat, lon, terminal_hash(term)])
-            if term is not None:
-                op_keys.append(keys.terminal_base(p, term))
-                op_args.append(["T", tx_id, t])
-            op_keys.append(keys.record_key(p, tx_id))
-            op_args.append(["X", tx.card_id, term or ""])
-        replies = self._run(op_keys, op_args)
+        op_args: list[bytes] = []
+        if self._cluster:
+            self._cluster_ops(batch, op_keys, op_args)
+        else:
+            self._record_ops(batch, op_keys, op_args)
+        reply = self._run(op_keys, op_args)
+        # Per transaction: status (1 = replay) + card marker, then status + terminal marker.
         out = []
+        stats, names, derive = self.stats, self.names, cat.derive
+        card_at, term_at = _CARD.unpack_from, _TERM.unpack_from
         k = 0
         for tx in batch:
-            card_raw = replies[k]
-            card = _CARD.unpack_from(card_raw)
-            k += 1
+            card_replay = reply[k]
+            card = card_at(reply, k + 1)
+            k += _CARD_REPLY
             term_vec: tuple[float, ...] = cat.EMPTY_TERM
             if tx.terminal_id is not None:
-                term_raw = replies[k]
-                term_vec = _TERM.unpack_from(term_raw)
-                k += 1
-                if len(term_raw) == _TERM.size and term_vec[0]:
-                    self.stats.late_events += 1
-            k += 1
-            if len(card_raw) > _CARD.size:
-                self.stats.replays += 1  # redelivered: the stored first answer came back
+                term_vec = term_at(reply, k + 1)
+                if not reply[k] and term_vec[0]:
+                    stats.late_events += 1
+                k += _TERM_REPLY
+            if card_replay:
+                stats.replays += 1  # redelivered: the stored first answer came back
             elif card[0]:
-                self.stats.late_events += 1
-            out.append(cat.derive(card, term_vec, self.names))
+                stats.late_events += 1
+            out.append(derive(card, term_vec, names))
         return out
+
+    def _record_ops(self, batch: Sequence[Transaction], op_keys: list[str],
+                    op_args: list[bytes]) -> None:  # fmt: skip
+        """Single Redis: one ``A`` operation per transaction over its record, card, terminal."""
+        p = self._prefix
+        add_key, add_arg, head = op_keys.append, op_args.append, _CARD_OP.pack
+        record_key, card_base, terminal_base = keys.record_key, keys.card_base, keys.terminal_base
+        for tx in batch:
+            t, amount, cnp, lat, lon = encode_tx(tx)
+            term = tx.terminal_id
+            field = terminal_hash(term)
+            add_key(record_key(p, tx.transaction_id))
+            add_key(card_base(p, tx.card_id))
+            if term is not None:
+                add_key(terminal_base(p, term))
+            ids = f"{field}{tx.card_id}\n{term or ''}".encode()
+            add_arg(head(b"A", t, amount, cnp, lat, lon, float(field), len(field)) + ids)
+
+    def _cluster_ops(self, batch: Sequence[Transaction], op_keys: list[str],
+                     op_args: list[bytes]) -> None:  # fmt: skip
+        """Redis Cluster: card (C), terminal (T) and record (X) operations, one slot each."""
+        p = self._prefix
+        for tx in batch:
+            t, amount, cnp, lat, lon = encode_tx(tx)
+            tx_id, term = tx.transaction_id.encode(), tx.terminal_id
+            field = terminal_hash(term)
+            head = _CARD_OP.pack(b"C", t, amount, cnp, lat, lon, float(field), len(field))
+            op_keys.append(keys.card_base(p, tx.card_id))
+            op_args.append(head + field.encode() + tx_id)
+            if term is not None:
+                op_keys.append(keys.terminal_base(p, term))
+                op_args.append(_TERM_OP.pack(b"T", t) + tx_id)
+            op_keys.append(keys.record_key(p, tx.transaction_id))
+            op_args.append(f"X{tx.card_id}\n{term or ''}".encode())
 
     def apply_labels(self, batch: Sequence[Label]) -> LabelStats:
         """Record verdicts (two round trips: find each transaction, then update its entities)."""
         p = self._prefix
         records = self._get([keys.record_key(p, label.transaction_id) for label in batch])
         op_keys: list[str] = []
-        op_args: list[list[Any]] = []
-        owners: list[int] = []
+        op_args: list[bytes] = []
+        owners: list[bool] = []  # which replies count (one per label)
         unknown = 0
-        for i, (label, rec) in enumerate(zip(batch, records, strict=True)):
+        for label, rec in zip(batch, records, strict=True):
             if rec is None:
                 unknown += 1
                 continue
-            card_id, _, term = rec.decode().partition("\n")
-            fraud = "1" if label.is_fraud else "0"
+            card_id, term = _ids(rec, self._cluster)
+            fraud = b"1" if label.is_fraud else b"0"
+            if not self._cluster:
+                op_keys += [keys.record_key(p, label.transaction_id), keys.card_base(p, card_id)]
+                if term:
+                    op_keys.append(keys.terminal_base(p, term))
+                op_args.append(b"l" + fraud + (b"\x01" if term else b"\x00"))
+                owners.append(True)
+                continue
+            tail = fraud + label.transaction_id.encode()
             op_keys.append(keys.card_base(p, card_id))
-            op_args.append(["c", label.transaction_id, fraud])
-            owners.append(i)
+            op_args.append(b"c" + tail)
+            owners.append(True)
             if term:
                 op_keys.append(keys.terminal_base(p, term))
-                op_args.append(["t", label.transaction_id, fraud])
-                owners.append(-1)
-        replies = self._run(op_keys, op_args) if op_keys else []
-        status = [int(r) for r, owner in zip(replies, owners, strict=True) if owner >= 0]
+                op_args.append(b"t" + tail)
+                owners.append(False)
+        reply = self._run(op_keys, op_args) if op_keys else b""
+        status = [s for s, card in zip(reply, owners, strict=True) if card]
         return LabelStats(status.count(1), status.count(2), unknown + status.count(0))
 
     def snapshot(self, transaction_ids: Sequence[str]) -> Mapping[str, dict[str, float]]:
         """The features first returned for each still-recorded transaction id."""
         p = self._prefix
         records = self._get([keys.record_key(p, tx_id) for tx_id in transaction_ids])
+        out: dict[str, dict[str, float]] = {}
+        if not self._cluster:  # the record holds both markers
+            for tx_id, rec in zip(transaction_ids, records, strict=True):
+                if rec is not None:
+                    at = 2 + int.from_bytes(rec[:2], "little")
+                    term_vec = cat.EMPTY_TERM
+                    if len(rec) > at + _CARD.size:
+                        term_vec = _TERM.unpack_from(rec, at + _CARD.size)
+                    out[tx_id] = cat.derive(_CARD.unpack_from(rec, at), term_vec, self.names)
+            return out
         found: list[tuple[str, str]] = []
         marker_keys: list[str] = []
         for tx_id, rec in zip(transaction_ids, records, strict=True):
             if rec is not None:
-                card_id, _, term = rec.decode().partition("\n")
+                card_id, term = _ids(rec, True)
                 found.append((tx_id, term))
-                marker_keys.append(f"{keys.card_base(p, card_id)}:x:{tx_id}")
+                marker_keys.append(keys.marker_key(keys.card_base(p, card_id), tx_id))
                 if term:
-                    marker_keys.append(f"{keys.terminal_base(p, term)}:x:{tx_id}")
+                    marker_keys.append(keys.marker_key(keys.terminal_base(p, term), tx_id))
         blobs = iter(self._get(marker_keys))
-        out: dict[str, dict[str, float]] = {}
         for tx_id, term in found:
             card_raw = next(blobs)
             term_raw = next(blobs) if term else None
             if card_raw is None or (term and term_raw is None):
                 continue
-            term_vec = _TERM.unpack_from(term_raw) if term_raw else cat.EMPTY_TERM
-            out[tx_id] = cat.derive(_CARD.unpack_from(card_raw), term_vec, self.names)
+            term_vec = _TERM.unpack(term_raw) if term_raw else cat.EMPTY_TERM
+            out[tx_id] = cat.derive(_CARD.unpack(card_raw), term_vec, self.names)
         return out
 
     def _get(self, key_list: list[str]) -> list[bytes | None]:
@@ -186,14 +241,14 @@ class RedisFeatureStore:
         logger.info("feature script loaded sha=%s", self._sha)
         return self._sha
 
-    def _run(self, op_keys: list[str], op_args: list[list[Any]]) -> list[Any]:
+    def _run(self, op_keys: list[str], op_args: list[bytes]) -> bytes:
         """Run operations through the script; reload it once if the server lost it."""
         sha = self._sha or self._load()
         for attempt in (0, 1):
             try:
                 if not self._cluster:
-                    argv = [*self._argv_head, *(a for args in op_args for a in args)]
-                    return list(self.client.evalsha(sha, len(op_keys), *op_keys, *argv))
+                    n = len(op_keys)
+                    return bytes(self.client.evalsha(sha, n, *op_keys, *self._argv_head, *op_args))
                 return self._run_cluster(sha, op_keys, op_args)
             except redis.exceptions.NoScriptError:
                 # a restarted or flushed server: reload and resend; every op is idempotent
@@ -206,11 +261,12 @@ class RedisFeatureStore:
                 ) from exc
         raise AssertionError("unreachable")
 
-    def _run_cluster(self, sha: str, op_keys: list[str], op_args: list[list[Any]]) -> list[Any]:
+    def _run_cluster(self, sha: str, op_keys: list[str], op_args: list[bytes]) -> bytes:
         """One EVALSHA per slot, one pipeline per node: a round trip per node.
 
         redis-py's cluster pipeline refuses scripts, so each node's own client pipelines them;
-        operations keep their batch order within a slot, and slots share no state.
+        operations keep their batch order within a slot, and slots share no state. Each reply
+        is cut back into per-operation pieces (sizes by opcode) and reassembled in batch order.
         """
         client = self.client
         assert isinstance(client, RedisCluster)
@@ -221,13 +277,24 @@ class RedisFeatureStore:
         for slot, idx in groups.items():
             node = client.nodes_manager.get_node_from_slot(slot)
             by_node.setdefault(node.name, (node.redis_connection, []))[1].append(idx)
-        out: list[Any] = [None] * len(op_keys)
+        out: list[bytes] = [b""] * len(op_keys)
         for conn, node_groups in by_node.values():
             pipe = conn.pipeline(transaction=False)
             for idx in node_groups:
-                argv = [*self._argv_head, *(a for i in idx for a in op_args[i])]
-                pipe.evalsha(sha, len(idx), *(op_keys[i] for i in idx), *argv)
-            for idx, replies in zip(node_groups, pipe.execute(), strict=True):
-                for i, reply in zip(idx, replies, strict=True):
-                    out[i] = reply
-        return out
+                args = [op_args[i] for i in idx]
+                pipe.evalsha(sha, len(idx), *(op_keys[i] for i in idx), *self._argv_head, *args)
+            for idx, reply in zip(node_groups, pipe.execute(), strict=True):
+                k = 0
+                for i in idx:
+                    size = _REPLY_SIZE[op_args[i][0]]
+                    out[i] = reply[k : k + size]
+                    k += size
+        return b"".join(out)
+
+
+def _ids(record: bytes, cluster: bool) -> tuple[str, str]:
+    """Card and terminal id ('' if none) from a record (length-prefixed on a single Redis)."""
+    if not cluster:
+        record = record[2 : 2 + int.from_bytes(record[:2], "little")]
+    card_id, _, term = record.decode().partition("\n")
+    return card_id, term

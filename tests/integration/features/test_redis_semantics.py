@@ -62,8 +62,22 @@ def test_every_key_has_a_ttl(
     ttls = [
         redis_client.pttl(k) for k in redis_client.scan_iter(match=f"{store.config.key_prefix}:*")
     ]
-    assert len(ttls) > 400
+    assert len(ttls) > 200  # a record per transaction, plus the entities
     assert all(ttl > 0 for ttl in ttls)
+
+
+def test_a_transaction_costs_one_record_key_on_a_single_redis(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
+) -> None:
+    store = make_store(FeatureConfig())
+    txs = _stream(300)
+    store.features_for(txs)
+    keys = {k.decode() for k in redis_client.scan_iter(match=f"{store.config.key_prefix}:*")}
+    records = {k for k in keys if "{x:" in k}
+    assert len(records) == len(txs)
+    assert not any(":x:" in k for k in keys)  # per-entity markers are for Redis Cluster only
+    entities = {tx.card_id for tx in txs} | {tx.terminal_id for tx in txs if tx.terminal_id}
+    assert len(keys - records) <= 3 * len(entities)
 
 
 def test_script_is_reloaded_after_the_server_forgets_it(

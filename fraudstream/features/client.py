@@ -1,0 +1,49 @@
+"""Build the Redis client from :class:`fraudstream.settings.RedisSettings`.
+
+``redis://`` or ``rediss://`` (TLS) URLs, an ACL user in the URL (``redis://user@host``) and the
+password from its own secret setting, so it never sits in a URL that might be logged.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from fraudstream.errors import ConfigError, FeatureStoreError
+from fraudstream.settings import RedisSettings
+
+__all__ = ["redis_client"]
+
+
+def redis_client(settings: RedisSettings, *, ping: bool = True) -> redis.Redis:
+    """A connected ``redis.Redis`` (hiredis parser when installed).
+
+    Raises:
+        ConfigError: no URL is configured.
+        FeatureStoreError: the server does not answer or refuses the credentials.
+    """
+    if not settings.url:
+        raise ConfigError(
+            "redis URL is not set; expected FRAUDSTREAM_REDIS_URL or --redis-url "
+            "(or run `fraudstream services up`)"
+        )
+    password = settings.password.get() if settings.password is not None else None
+    kwargs = {"password": password} if password is not None else {}
+    client = redis.Redis.from_url(settings.url, socket_keepalive=True, **kwargs)
+    if ping:
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise FeatureStoreError(
+                f"redis at {_safe(settings.url)} did not answer: {exc}"
+            ) from exc
+    return client
+
+
+def _safe(url: str) -> str:
+    """The URL without credentials, for messages.
+
+    >>> _safe("rediss://user:pw@host:6380/0")
+    'rediss://***@host:6380/0'
+    """
+    head, sep, tail = url.rpartition("@")
+    return f"{head.split('//')[0]}//***@{tail}" if sep else url
