@@ -5,8 +5,15 @@ from __future__ import annotations
 import sys
 
 from bench import features
+from bench.quality import cost, learn, replay, report
 
-_BENCHES = {"features": features.main}
+_BENCHES = {
+    "features": features.main,
+    "quality-replay": replay.main,
+    "quality-offline": learn.main,
+    "quality-cost": cost.main,
+    "quality-report": report.main,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,132 @@
+"""The Scorer end to end on a tiny stream, decisions, reasons, shadow promotion and drift."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from fraudstream.errors import ModelError
+from fraudstream.events import Label
+from fraudstream.model.checkpoints import CheckpointSchedule, CheckpointStore
+from fraudstream.model.decisions import AlertBudget, CardsPerDay, FixedThreshold
+from fraudstream.model.labels import DelayedLearner
+from fraudstream.model.monitor import DriftEvent, OnlineMetrics
+from fraudstream.model.online import FraudModel
+from fraudstream.model.pipelines import MODEL_NAMES, build_pipeline
+from fraudstream.model.scorer import Scorer
+from fraudstream.model.shadow import PromotionRule, ShadowPair
+from fraudstream.model.snapshots import MemorySnapshotStore
+
+DAY_MS = 86_400_000
+
+
+def vector(rng: random.Random, fraud: bool) -> dict[str, float]:
+    amount = rng.uniform(200, 400) if fraud else rng.uniform(5, 100)
+    return {"amount": amount, "tx_count_1d_by_card": float(rng.randint(1, 5))}
+
+
+def make_scorer(tmp_path: Path, name: str = "logistic") -> Scorer:
+    learner = DelayedLearner(MemorySnapshotStore(), snapshot_ttl_ms=8 * DAY_MS)
+    return Scorer(
+        FraudModel(name, negative_rate=1.0),
+        learner,
+        FixedThreshold(0.5),
+        checkpoints=CheckpointStore(tmp_path, key=b"k"),
+        schedule=CheckpointSchedule(every_ms=DAY_MS, every_updates=10**9),
+    )
+
+
+def run_stream(scorer: Scorer, n: int = 3000, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    for i in range(n):
+        t = i * 60_000
+        fraud = rng.random() < 0.1
+        scorer.score(str(i), f"c{i % 50}", vector(rng, fraud), t)
+        scorer.add_labels([Label(str(i), fraud, label_time_ms=t + 3_600_000)])
+        scorer.maybe_checkpoint(t)
+
+
+def test_scorer_learns_delayed_labels_and_flags_large_amounts(tmp_path: Path) -> None:
+    scorer = make_scorer(tmp_path)
+    run_stream(scorer)
+    verdict = scorer.score("x", "c1", {"amount": 350.0, "tx_count_1d_by_card": 2.0}, 10**9)
+    assert verdict.flagged
+    assert verdict.reasons[0].feature == "amount"
+    assert verdict.reasons[0].value == 350.0
+    assert not scorer.score("y", "c1", {"amount": 20.0, "tx_count_1d_by_card": 2.0}, 10**9).flagged
+    assert scorer.learner.stats.learned > 2500
+    assert scorer.checkpoints is not None
+    assert scorer.checkpoints.numbers() == [1, 2]
+
+
+def test_rollback_swaps_in_the_previous_checkpoint(tmp_path: Path) -> None:
+    scorer = make_scorer(tmp_path)
+    run_stream(scorer)
+    scorer.checkpoint(10**9)
+    scorer.rollback()
+    assert scorer.model.checkpoint == 2
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_selectable_model_learns_and_scores(name: str) -> None:
+    model = FraudModel(name, negative_rate=0.5)
+    rng = random.Random(0)
+    for i in range(400):
+        fraud = i % 8 == 0
+        model.learn_one(vector(rng, fraud), fraud, str(i))
+    p = model.predict_proba_one(vector(rng, True))
+    assert 0.0 <= p <= 1.0
+    assert all(r.contribution > 0 for r in model.explain(vector(rng, True)))
+
+
+def test_unknown_model_name_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="expected one of"):
+        build_pipeline("xgboost")
+
+
+def test_alert_budget_and_cards_per_day_limit_flags() -> None:
+    rng = random.Random(3)
+    budget, cards = AlertBudget(0.02, warmup=500), CardsPerDay(cards=5)
+    flagged = sum(budget.decide(rng.random(), "c", 0)[0] for _ in range(20_000))
+    assert 250 < flagged < 550
+    days = [
+        {c for c in (f"c{rng.randrange(1000)}",) if cards.decide(rng.random(), c, d * DAY_MS)[0]}
+        for d in range(3)
+        for _ in range(2000)
+    ]
+    per_day = [set().union(*days[d * 2000 : (d + 1) * 2000]) for d in range(3)]
+    assert all(len(s) <= 5 for s in per_day)
+
+
+@pytest.mark.parametrize("challenger_is_better", [True, False])
+def test_challenger_is_promoted_only_when_better(challenger_is_better: bool) -> None:
+    good, weak = FraudModel("logistic", 1.0), FraudModel("logistic", 1.0)
+    rng = random.Random(5)
+    for i in range(3000):  # the weak model first learns inverted labels: it starts wrong
+        fraud = rng.random() < 0.2
+        weak.learn_one(vector(rng, fraud), not fraud, f"w{i}")
+    champion, challenger = (weak, good) if challenger_is_better else (good, weak)
+    pair = ShadowPair(champion, challenger, PromotionRule("roc_auc", 0.05, min_labels=300))
+    for i in range(300):
+        fraud = rng.random() < 0.2
+        pair.learn_one(vector(rng, fraud), fraud, str(i))
+    assert pair.maybe_promote() is challenger_is_better
+    assert pair.champion is good
+
+
+def test_drift_on_the_error_stream_emits_an_event() -> None:
+    metrics, events = OnlineMetrics(0.5, window=500), []
+    rng = random.Random(7)
+    for i in range(4000):
+        fraud = rng.random() < 0.1
+        right = 0.9 if fraud else 0.05
+        score = right if i < 2000 else 1.0 - right  # the model turns wrong half-way
+        event = metrics.update(fraud, score, DAY_MS, i)
+        if event is not None:
+            events.append(event)
+    assert events
+    assert isinstance(events[0], DriftEvent)
+    assert events[0].worse
+    assert 2000 <= events[0].event_time_ms < 2300
