@@ -24,5 +24,8 @@ test-fast: setup
 bench: setup
 	$(PY) -m bench
 
+demo: setup
+	$(BIN)/fraudstream demo
+
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -2,6 +2,8 @@
 
 ``fraudstream simulate``  generate the handbook's transactions (to a file, or to Kafka at a rate)
 ``fraudstream services``  start, stop or show local Kafka and Redis for development and tests
+``fraudstream detect``    the detector: consume transactions, score, publish scores and flags
+``fraudstream demo``      local services + simulated payments + detector + feedback, live view
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -131,7 +135,45 @@ def _build_parser() -> argparse.ArgumentParser:
     svc.add_argument("--state-dir", type=Path, default=Path(".fraudstream"))
     svc.add_argument("--cache-dir", type=Path, help="where the Kafka jars are kept")
     svc.add_argument("--redis-aof", action="store_true", help="run Redis with AOF persistence")
+    det = sub.add_parser(
+        "detect",
+        help="run the detector",
+        description="Consume transactions, compute features in Redis, score with the online "
+        "model, publish a Score per transaction and a Flag per suspicious one, learn from "
+        "labels. Stops cleanly on SIGTERM or Ctrl-C (finish the batch, flush, commit).",
+    )
+    _connection_flags(det)
+    _detector_flags(det)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the whole thing on this machine, with a live view",
+        description="Start Kafka and Redis (FRAUDSTREAM_* variables, else Docker, else local "
+        "processes), publish simulated payments at a steady rate with labels delayed, run the "
+        "detector, and show live numbers until Ctrl-C, which stops everything it started.",
+    )
+    demo.add_argument("--rate", type=float, default=2000.0, help="transactions per second")
+    demo.add_argument("--label-delay", default="7d", help="label delay in event time")
+    demo.add_argument("--customers", type=int, default=5000)
+    demo.add_argument("--days", type=int, default=183)
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    _detector_flags(demo)
     return parser
+
+
+def _detector_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("detector (flags override FRAUDSTREAM_* variables)")
+    group.add_argument("--group-id", help="consumer group [FRAUDSTREAM_GROUP_ID]")
+    group.add_argument(
+        "--batch-size", type=int, help="max records per batch [FRAUDSTREAM_BATCH_SIZE]"
+    )
+    group.add_argument(
+        "--budget-us", type=int, help="per-transaction budget, us [FRAUDSTREAM_BUDGET_US]"
+    )
+    group.add_argument("--metrics-host", help="metrics bind address [FRAUDSTREAM_METRICS_HOST]")
+    group.add_argument(
+        "--metrics-port", type=int, help="metrics port, 0 = any [FRAUDSTREAM_METRICS_PORT]"
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -140,6 +182,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         "redis__url": getattr(args, "redis_url", None),
         "topics__transactions": getattr(args, "topic_transactions", None),
         "topics__labels": getattr(args, "topic_labels", None),
+        "detector__group_id": getattr(args, "group_id", None),
+        "detector__batch_size": getattr(args, "batch_size", None),
+        "detector__budget_us": getattr(args, "budget_us", None),
+        "detector__metrics_host": getattr(args, "metrics_host", None),
+        "detector__metrics_port": getattr(args, "metrics_port", None),
     }
     pairs = getattr(args, "kafka_config", None)
     if pairs:
@@ -203,6 +250,53 @@ def _services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect(args: argparse.Namespace) -> int:
+    from fraudstream import app
+    from fraudstream.stream import admin
+    from fraudstream.stream.metrics import MetricsServer
+
+    settings = _settings(args)
+    if settings.detector.create_topics:
+        t = settings.topics
+        admin.create_topics(
+            settings.kafka.bootstrap or "",
+            [t.transactions, t.labels, t.scores, t.flags, t.dead_letters],
+            settings.detector.partitions,
+            extra_config=dict(settings.kafka.extra),
+        )
+    runtime = app.build(settings)
+    d = settings.detector
+    server = MetricsServer(runtime.metrics, runtime.health, d.metrics_host, d.metrics_port).start()
+    logger.info("started metrics=http://%s/metrics model=%s", server.address,
+                runtime.detector.scorer.model.version)  # fmt: skip
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("stopping signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        runtime.run(stop)
+    finally:
+        server.stop()
+    return 3 if runtime.failed else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from fraudstream.demo import DemoOptions, run_demo
+
+    settings = _settings(args)
+    if args.log_level == "INFO":
+        logging.getLogger().setLevel(logging.WARNING)  # the live view replaces the log lines
+    options = DemoOptions(
+        rate=args.rate, label_delay_ms=parse_duration_ms(args.label_delay),
+        customers=args.customers, days=args.days, duration_s=args.duration,
+    )  # fmt: skip
+    return run_demo(os.environ, settings, options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code.
 
@@ -218,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "detect":
+            return _detect(args)
+        if args.command == "demo":
+            return _demo(args)
         return _services(args)
     except ConfigError as exc:
         print(f"fraudstream: configuration error: {exc}", file=sys.stderr)

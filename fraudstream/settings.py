@@ -20,6 +20,7 @@ __all__ = [
     "FeatureSettings",
     "KafkaSettings",
     "LimitSettings",
+    "ModelSettings",
     "RedisSettings",
     "Secret",
     "Settings",
@@ -156,6 +157,31 @@ class DetectorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """The online model: pipeline, learning, decisions and checkpoints."""
+
+    name: str = "gam"
+    negative_rate: float = 0.1
+    seed: int = 42
+    threshold: float = 0.5
+    alert_share: float = 0.0  # > 0: flag the top share of scores instead of a fixed threshold
+    reasons: int = 3
+    explain_all: bool = False  # reasons on every Score, not only on flagged ones (costs ~30 us)
+    implicit_negative_after_ms: int = 0  # > 0: unlabelled transactions learned as genuine
+    checkpoint_dir: str = ""  # empty: no checkpoints
+    checkpoint_every_ms: int = 300_000
+    checkpoint_keep: int = 20
+    checkpoint_key: Secret | None = None  # HMAC key; checkpoints are refused if it mismatches
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.alert_share < 1.0:
+            raise ConfigError(
+                f"expected threshold in [0, 1] and alert_share in [0, 1); got {self.threshold}, "
+                f"{self.alert_share}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration of one fraudstream process."""
 
@@ -165,6 +191,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     features: FeatureSettings = field(default_factory=FeatureSettings)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -215,6 +242,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "features": FeatureSettings,
     "detector": DetectorSettings,
+    "model": ModelSettings,
 }
 # Environment variable (without prefix) -> (section, field).
 _ENV_FIELDS: dict[str, tuple[str, str]] = {
@@ -250,6 +278,18 @@ _ENV_FIELDS: dict[str, tuple[str, str]] = {
     "METRICS_PORT": ("detector", "metrics_port"),
     "CREATE_TOPICS": ("detector", "create_topics"),
     "PARTITIONS": ("detector", "partitions"),
+    "MODEL_NAME": ("model", "name"),
+    "MODEL_NEGATIVE_RATE": ("model", "negative_rate"),
+    "MODEL_SEED": ("model", "seed"),
+    "MODEL_THRESHOLD": ("model", "threshold"),
+    "MODEL_ALERT_SHARE": ("model", "alert_share"),
+    "MODEL_REASONS": ("model", "reasons"),
+    "MODEL_EXPLAIN_ALL": ("model", "explain_all"),
+    "MODEL_IMPLICIT_NEGATIVE_AFTER_MS": ("model", "implicit_negative_after_ms"),
+    "MODEL_CHECKPOINT_DIR": ("model", "checkpoint_dir"),
+    "MODEL_CHECKPOINT_EVERY_MS": ("model", "checkpoint_every_ms"),
+    "MODEL_CHECKPOINT_KEEP": ("model", "checkpoint_keep"),
+    "MODEL_CHECKPOINT_KEY": ("model", "checkpoint_key"),
 }
 
 

@@ -1,0 +1,192 @@
+"""Composition root: wires the feature store, the model and the Kafka run loop together.
+
+The three subpackages never import each other; this module joins them through their ports:
+:class:`Detector` is the stream's ``BatchScorer`` and ``LabelLearner``, built from a
+``FeatureStore`` (features/) and a ``FraudModel`` with its ``DelayedLearner`` (model/).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fraudstream.events import Label, Score, Transaction
+from fraudstream.features import FeatureConfig, FeatureStore, RedisFeatureStore
+from fraudstream.features.client import redis_client
+from fraudstream.model import (
+    AlertBudget,
+    CheckpointSchedule,
+    CheckpointStore,
+    DecisionPolicy,
+    DelayedLearner,
+    FixedThreshold,
+    FraudModel,
+    MemorySnapshotStore,
+    Scorer,
+)
+from fraudstream.settings import ModelSettings, Settings
+from fraudstream.stream.loop import DetectorLoop, LoopOptions
+from fraudstream.stream.metrics import DetectorMetrics, HealthState
+
+__all__ = ["Detector", "Runtime", "build", "build_scorer"]
+
+logger = logging.getLogger(__name__)
+
+
+class Detector:
+    """Scores batches (features, then the model) and learns from labels once they are due.
+
+    Implements the stream's ``BatchScorer`` and ``LabelLearner`` ports.
+    """
+
+    def __init__(
+        self, store: FeatureStore, scorer: Scorer, metrics: DetectorMetrics | None = None
+    ) -> None:
+        self.store = store
+        self.scorer = scorer
+        self.metrics = metrics
+        self.lock = threading.Lock()  # the model is shared with the live view and checkpoints
+        self._next_export = 0.0
+
+    def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> list[Score]:
+        """One Score per transaction, in order."""
+        vectors = self.store.features_for(batch)
+        scored_at_ms = time.time_ns() // 1_000_000
+        out: list[Score] = []
+        with self.lock:
+            score = self.scorer.score
+            for tx, x in zip(batch, vectors, strict=True):
+                # Learns the labels due at this event time first (watermark), then scores.
+                v = score(tx.transaction_id, tx.card_id, x, tx.timestamp_ms)
+                out.append(
+                    Score(
+                        tx.transaction_id, tx.card_id, v.score, v.flagged, v.threshold,
+                        v.model_version, v.reasons, x, tx.timestamp_ms, scored_at_ms,
+                        (time.perf_counter_ns() - received_ns) // 1000,
+                    )
+                )  # fmt: skip
+            self.scorer.maybe_checkpoint(scored_at_ms)
+            if self.metrics is not None and time.monotonic() >= self._next_export:
+                self._export(self.metrics)
+        return out
+
+    def _export(self, metrics: DetectorMetrics) -> None:
+        """Online model metrics to Prometheus, every few seconds (they scan a window)."""
+        self._next_export = time.monotonic() + 5.0
+        metrics.model_version.set(self.scorer.model.updates)
+        for name, value in self.scorer.metrics.summary().items():
+            metrics.online_metric.labels(name).set(value)
+
+    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
+        """Apply labels to the label-derived aggregates and queue them for the model."""
+        stats = self.store.apply_labels(labels)
+        with self.lock:
+            self.scorer.add_labels(labels)
+        return {"applied": stats.applied, "duplicate": stats.duplicates, "unknown": stats.unknown}
+
+    def close(self) -> None:
+        """Checkpoint on shutdown (when checkpoints are configured)."""
+        with self.lock:
+            self.scorer.checkpoint(time.time_ns() // 1_000_000)
+
+
+def build_scorer(settings: ModelSettings, snapshot_ttl_ms: int) -> Scorer:
+    """The model side: restore the newest verified checkpoint, or start a fresh model."""
+    checkpoints: CheckpointStore | None = None
+    model: FraudModel | None = None
+    if settings.checkpoint_dir:
+        key = settings.checkpoint_key.get().encode() if settings.checkpoint_key else None
+        checkpoints = CheckpointStore(
+            settings.checkpoint_dir, key=key, keep=settings.checkpoint_keep
+        )
+        if checkpoints.numbers():
+            model = checkpoints.load()  # verified (hash, HMAC) before anything is unpickled
+            logger.info("restored model=%s", model.version)
+    if model is None:
+        model = FraudModel(settings.name, settings.negative_rate, settings.seed)
+    policy: DecisionPolicy = (
+        AlertBudget(settings.alert_share) if settings.alert_share > 0
+        else FixedThreshold(settings.threshold)
+    )  # fmt: skip
+    learner = DelayedLearner(
+        MemorySnapshotStore(),
+        snapshot_ttl_ms,
+        settings.implicit_negative_after_ms or None,
+    )
+    return Scorer(
+        model, learner, policy, threshold=settings.threshold, reasons=settings.reasons,
+        explain_all=settings.explain_all, checkpoints=checkpoints,
+        schedule=CheckpointSchedule(every_ms=settings.checkpoint_every_ms),
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Runtime:
+    """A built detector: the loop, its parts and what the live view shows."""
+
+    loop: DetectorLoop
+    detector: Detector
+    metrics: DetectorMetrics
+    health: HealthState
+    failed: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run the loop; remember a failure for the exit code instead of raising in a thread."""
+        try:
+            self.loop.run(stop)
+        except Exception:  # the loop boundary: report, stop, exit non-zero
+            logger.exception("detector stopped on an error")
+            self.failed = True
+            stop.set()
+        finally:
+            self.detector.close()
+
+    def snapshot(self) -> dict[str, str]:
+        """Numbers for the live view."""
+        w = self.loop.window
+        rate, p50, p99, worst = w.roll(time.monotonic())
+        d = self.detector
+        with d.lock:
+            ls = d.scorer.learner.stats
+            online = d.scorer.metrics.summary()
+        return {
+            "rate": f"{rate:,.0f} tx/s",
+            "processing": f"p50 {p50:,.0f} us   p99 {p99:,.0f} us   max {worst:,.0f} us",
+            "scored": f"{w.total:,}",
+            "flagged": f"{w.total_flags:,}",
+            "budget misses": f"{w.total_misses:,}",
+            "labels learned": f"{ls.learned:,} (unknown {ls.unknown:,})",
+            "online AUC / AP": f"{online.get('roc_auc', 0.0):.3f} / "
+            f"{online.get('average_precision', 0.0):.3f}",
+            "model": str(d.scorer.model.version),
+        }
+
+
+def build(settings: Settings) -> Runtime:
+    """Build the detector from settings: Redis feature store, model, Kafka loop, metrics."""
+    fs = settings.features
+    config = FeatureConfig(
+        key_prefix=settings.redis.key_prefix,
+        label_delay_ms=fs.label_delay_ms,
+        allowed_lateness_ms=fs.allowed_lateness_ms,
+        exact_cap=fs.exact_cap,
+        fold_bucket_ms=fs.fold_bucket_ms,
+        terminals_cap=fs.terminals_cap,
+        entity_ttl_ms=fs.entity_ttl_ms,
+        record_ttl_ms=fs.record_ttl_ms,
+    )
+    store = RedisFeatureStore(redis_client(settings.redis), config)
+    metrics, health = DetectorMetrics(), HealthState(model_loaded=True)
+    detector = Detector(store, build_scorer(settings.model, fs.record_ttl_ms), metrics)
+    d = settings.detector
+    loop = DetectorLoop(
+        settings.kafka, settings.topics, settings.limits, detector, detector, metrics, health,
+        LoopOptions(group_id=d.group_id, batch_size=d.batch_size,
+                    poll_timeout_s=d.poll_timeout_ms / 1000, budget_us=d.budget_us,
+                    summary_every_s=d.summary_every_s),
+    )  # fmt: skip
+    return Runtime(loop, detector, metrics, health)
