@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 from bench import features
-from bench.quality import cost, learn, replay, report
+from bench.quality import cost, learn, pipeline, replay, report
 
 _BENCHES = {
     "features": features.main,
+    "quality": pipeline.main,
     "quality-replay": replay.main,
     "quality-offline": learn.main,
     "quality-cost": cost.main,

@@ -158,6 +158,14 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=183)
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     _detector_flags(demo)
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks (from a source checkout): quality, features, ...",
+        description="Run a benchmark of the `bench` package of a source checkout, e.g. "
+        "`fraudstream bench quality --input TX.jsonl --label-delay 7d --out RESULT.json`.",
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="NAME [options]")
     return parser
 
 
@@ -297,6 +305,19 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(os.environ, settings, options)
 
 
+def _bench(bench_args: list[str]) -> int:
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError:
+        print(
+            "fraudstream: the benchmarks live in the source checkout's bench/ folder; run this "
+            "from the repository root",
+            file=sys.stderr,
+        )
+        return 2
+    return bench_main(bench_args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code.
 
@@ -316,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _detect(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "bench":
+            return _bench(args.bench_args)
         return _services(args)
     except ConfigError as exc:
         print(f"fraudstream: configuration error: {exc}", file=sys.stderr)
