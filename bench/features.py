@@ -3,7 +3,10 @@
 Starts ``redis-server`` on a free port in a temporary directory (or uses ``--redis-url``),
 pre-loads 30 days of handbook-like history, then times ``RedisFeatureStore.features_for`` for
 batch sizes 1, 10, 20, 50, 100 and 500 on fresh transactions that continue the stream.
-Prints a Markdown table and writes JSON (default ``bench/results/features.json``).
+Prints a Markdown table and writes JSON (default ``bench/results/features.json``). Besides wall
+time it reports CPU microseconds per transaction of Redis (``INFO cpu``, meaningful when the
+server is used by this run only) and of this client: on a shared, loaded machine those move far
+less than throughput does.
 """
 
 from __future__ import annotations
@@ -86,12 +89,17 @@ def run(url: str, warm_days: int, batches: int) -> list[dict[str, float]]:
         data = [[next(stream) for _ in range(size)] for _ in range(n)]
         store.features_for(data[0])  # warm the connection and the script
         lat = []
+        redis_cpu = _redis_cpu(client)
+        client_cpu = time.process_time()
         start = time.perf_counter()
         for batch in data[1:]:
             t0 = time.perf_counter()
             store.features_for(batch)
             lat.append(time.perf_counter() - t0)
         total = time.perf_counter() - start
+        n_tx = size * len(lat)
+        client_cpu = time.process_time() - client_cpu
+        redis_cpu = _redis_cpu(client) - redis_cpu
         lat.sort()
         rows.append(
             {
@@ -100,10 +108,18 @@ def run(url: str, warm_days: int, batches: int) -> list[dict[str, float]]:
                 "tx_per_s": size * len(lat) / total,
                 "p50_ms": lat[len(lat) // 2] * 1e3,
                 "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+                "redis_cpu_us_per_tx": redis_cpu / n_tx * 1e6,
+                "client_cpu_us_per_tx": client_cpu / n_tx * 1e6,
             }
         )
     client.close()
     return rows
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    """Seconds of CPU the server has used (user + system)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def main(argv: list[str]) -> int:
@@ -121,9 +137,13 @@ def main(argv: list[str]) -> int:
             rows = run(url, args.warm_days, args.batches)
     load = os.getloadavg()  # other work on a shared machine skews every figure: report it
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    print("| batch | tx/s | p50 ms | p99 ms |\n|---:|---:|---:|---:|")
+    print("| batch | tx/s | p50 ms | p99 ms | Redis CPU us/tx | client CPU us/tx |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['batch']} | {r['tx_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+        print(
+            f"| {r['batch']} | {r['tx_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
+            f"| {r['redis_cpu_us_per_tx']:.1f} | {r['client_cpu_us_per_tx']:.1f} |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {

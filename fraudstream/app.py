@@ -175,7 +175,6 @@ def build(settings: Settings) -> Runtime:
         allowed_lateness_ms=fs.allowed_lateness_ms,
         exact_cap=fs.exact_cap,
         fold_bucket_ms=fs.fold_bucket_ms,
-        terminals_cap=fs.terminals_cap,
         entity_ttl_ms=fs.entity_ttl_ms,
         record_ttl_ms=fs.record_ttl_ms,
     )

@@ -129,7 +129,6 @@ class FeatureSettings:
     allowed_lateness_ms: int = 86_400_000
     exact_cap: int = 512
     fold_bucket_ms: int = 3_600_000
-    terminals_cap: int = 512
     entity_ttl_ms: int = 40 * 86_400_000
     record_ttl_ms: int = 30 * 86_400_000
 
@@ -266,7 +265,6 @@ _ENV_FIELDS: dict[str, tuple[str, str]] = {
     "ALLOWED_LATENESS_MS": ("features", "allowed_lateness_ms"),
     "EXACT_CAP": ("features", "exact_cap"),
     "FOLD_BUCKET_MS": ("features", "fold_bucket_ms"),
-    "TERMINALS_CAP": ("features", "terminals_cap"),
     "ENTITY_TTL_MS": ("features", "entity_ttl_ms"),
     "RECORD_TTL_MS": ("features", "record_ttl_ms"),
     "GROUP_ID": ("detector", "group_id"),

@@ -11,7 +11,14 @@ from typing import Protocol
 from fraudstream.events import Label, Transaction
 from fraudstream.features.catalogue import NO_LOCATION
 
-__all__ = ["FeatureStats", "FeatureStore", "LabelStats", "encode_tx", "terminal_hash"]
+__all__ = [
+    "FeatureStats",
+    "FeatureStore",
+    "LabelStats",
+    "encode_tx",
+    "terminal_float",
+    "terminal_hash",
+]
 
 
 @dataclass(slots=True)
@@ -75,6 +82,16 @@ def terminal_hash(terminal_id: str | None) -> str:
         return "0"
     digest = hashlib.blake2b(terminal_id.encode(), digest_size=5).digest()
     return str(int.from_bytes(digest, "big") or 1)
+
+
+@lru_cache(maxsize=1 << 16)
+def terminal_float(terminal_id: str | None) -> float:
+    """:func:`terminal_hash` as a float (exact: 40 bits), as the engine stores it.
+
+    >>> terminal_float(None), terminal_float("T1") == float(terminal_hash("T1"))
+    (0.0, True)
+    """
+    return float(terminal_hash(terminal_id))
 
 
 def encode_tx(tx: Transaction) -> tuple[float, float, float, float, float]:

@@ -30,7 +30,8 @@ class FeatureConfig:
             placed exactly; older ones are scored but not added (counted as late).
         exact_cap: Exact records per entity log before the oldest are folded into buckets.
         fold_bucket_ms: Width of the coarse buckets that folded records collapse into.
-        terminals_cap: Distinct terminals remembered per card (first-use feature).
+        terminals_cap: Unused: first use and distinct terminals are read from the card's
+            log (exact over 30 days, unless the log is folded). Kept so settings still load.
         entity_ttl_ms: TTL of per-card and per-terminal state, refreshed on every write.
         record_ttl_ms: TTL of per-transaction records and snapshots (longest label delay
             plus margin): a label or a redelivery later than this is reported as unknown.

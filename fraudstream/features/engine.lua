@@ -1,9 +1,9 @@
 -- fraudstream feature engine: one call scores / labels a batch of operations (see redis_store.py).
--- ARGV[1..9] = lateness, horizon, label delay, exact cap, coarse max, fold bucket, terminals cap,
+-- ARGV[1..9] = lateness, horizon, label delay, exact cap, coarse max, fold bucket, (unused),
 -- entity ttl, record ttl (ms); ARGV[10..] one packed string per operation (first byte = opcode),
 -- each taking its keys from KEYS in order. The reply is the operations' replies concatenated.
 -- Single Redis (one record key per transaction):
---   A  keys record card [terminal]; <6dB: t amount cnp lat lon term, len> term-field ids
+--   A  keys record card [terminal]; <6d: t amount cnp lat lon term> ids
 --        -> 0|1 (1 = replay) .. card marker (MARK_C) [.. 0|1 .. terminal marker (MARK_T)]
 --   l  keys record card [terminal]; fraud('0'|'1') has-terminal(0|1 byte) -> status byte
 -- Redis Cluster (each operation in one slot; per-entity markers make each idempotent):
@@ -14,12 +14,15 @@
 -- Label status: 0 unknown, 1 applied, 2 duplicate.
 --
 -- Layout (keys.py): base = '<dI4' (wall ms of the last TTL refresh, nf), nf fraud records
--- (t, cum frauds), then the log records (t, cum count), 16 B each; a card also has base:R, 80 B
--- per log record (cum amount amount^2 cnp located x y z, own lat lon terminal), and base:S,
--- terminal -> its last 4 use times.
+-- (t, cum frauds) of 16 B, then the log records: (t, cum count) 16 B for a terminal, (t, cum
+-- count, own terminal) 24 B for a card; a card also has base:R, 72 B per log record (cum
+-- amount amount^2 cnp located x y z, own lat lon). The card's terminal uses (first use,
+-- distinct terminals) are read from its log, so a transaction touches no per-terminal hash.
 -- Cost model (Redis 7.0 Lua, measured): Redis' Lua hashes every byte of every string it
 -- creates (~1.2 ns/B), the first touch of a key costs ~1-2 us (cache misses in a big keyspace),
--- and PEXPIRE ~1.5 us. So: the small base string is read whole (binary searches run in Lua),
+-- each redis.call ~1 us more (arguments and reply converted), and PEXPIRE ~1.5 us. So: a
+-- transaction touches 4 keys (record, card log, card R, terminal) with ~9 calls; the small
+-- base string is read whole (binary searches and the first-use search run in Lua),
 -- the wide records are read by GETRANGE and written by APPEND (the common in-order case), the
 -- replay check and the marker write are one SET NX GET, and an entity's TTLs are refreshed only
 -- when they could otherwise fall below the horizon (see refresh below).
@@ -27,10 +30,11 @@
 
 local L, H, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local CAP, COARSE, B = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local TCAP, ETTL, RTTL = tonumber(ARGV[7]), ARGV[8], ARGV[9] -- TTLs stay strings: no reformat
+local ETTL, RTTL = ARGV[8], ARGV[9] -- TTLs stay strings: no reformat; ARGV[7] is unused
 local SLACK = tonumber(ETTL) - H
 local MIN, HOUR, DAY = 60000, 3600000, 86400000
-local PRUNE_MIN, NOLOC, TERM_TIMES, HB = 16, 999, 4, 12
+local PRUNE_MIN, NOLOC, HB = 16, 999, 12
+local CW, TW, FW, RW = 24, 16, 16, 72 -- record widths: card log, terminal log, frauds, card R
 local DEG = math.pi / 180
 local tunpack = unpack -- Lua's table unpack, before the name is taken by struct's
 local unpack, pack, floor, concat = struct.unpack, struct.pack, math.floor, table.concat
@@ -39,46 +43,53 @@ local unpack, pack, floor, concat = struct.unpack, struct.pack, math.floor, tabl
 local MARK_C = '<B' .. string.rep('d', 15) .. 'B' .. string.rep('I4', 11)
 local MARK_T = '<BdI4I4I4I4I4I4'
 local MARK_C_LEN = struct.size(MARK_C)
-local REC = '<dddddddddd'
+local REC = '<ddddddddd'
 local touched = {} -- base key -> its last TTL refresh (wall ms), for entities written here
 
 -- ---------------------------------------------------------------- (time, cum) logs
--- A log is 16-byte records from byte o + 1 of s; i is 1-based. Hot: unpack is inlined.
-local function tim(s, o, i) return (unpack('<d', s, o + 16 * i - 15)) end
-local function cum(s, o, i) if i == 0 then return 0 end return (unpack('<d', s, o + 16 * i - 7)) end
+-- A log is w-byte records (t, cum[, own]) from byte o + 1 of s; i is 1-based. Hot: unpack
+-- is inlined.
+local function tim(s, o, w, i) return (unpack('<d', s, o + w * i - w + 1)) end
+local function cum(s, o, w, i)
+  if i == 0 then return 0 end
+  return (unpack('<d', s, o + w * i - w + 9))
+end
 
 -- number of records with time <= e among records 1..hi, galloping back from hi: chained from
 -- the previous window's answer, the short windows of an in-order event read a few records
-local function back(s, o, e, hi)
-  if hi == 0 or unpack('<d', s, o + 16 * hi - 15) <= e then return hi end
+local function back(s, o, w, e, hi)
+  if hi == 0 or unpack('<d', s, o + w * hi - w + 1) <= e then return hi end
   local top, step, j = hi - 1, 1, hi - 1
-  while j > 0 and unpack('<d', s, o + 16 * j - 15) > e do
+  while j > 0 and unpack('<d', s, o + w * j - w + 1) > e do
     top, step = j - 1, step + step
     j = hi - step
   end
   local lo = j > 0 and j or 0
   while lo < top do
     local mid = floor((lo + top + 1) / 2)
-    if unpack('<d', s, o + 16 * mid - 15) <= e then lo = mid else top = mid - 1 end
+    if unpack('<d', s, o + w * mid - w + 1) <= e then lo = mid else top = mid - 1 end
   end
   return lo
 end
 
 -- number of records with time <= e among records lo..hi (plain binary search)
-local function find(s, o, e, lo, hi)
+local function find(s, o, w, e, lo, hi)
   while lo < hi do
     local mid = floor((lo + hi + 1) / 2)
-    if tim(s, o, mid) <= e then lo = mid else hi = mid - 1 end
+    if tim(s, o, w, mid) <= e then lo = mid else hi = mid - 1 end
   end
   return lo
 end
 
--- the log with (t, +1) inserted after equal times at pos, as a string (out-of-order events)
-local function inserted(s, o, n, t, pos)
-  local parts = { s:sub(o + 1, o + 16 * pos), pack('<dd', t, cum(s, o, pos) + 1) }
+-- the log with (t, +1, own) inserted after equal times at pos, as a string (out-of-order
+-- events); later records keep their own fields
+local function inserted(s, o, w, n, t, pos, own)
+  local parts = { s:sub(o + 1, o + w * pos), pack('<dd', t, cum(s, o, w, pos) + 1), own }
   for i = pos + 1, n do
-    local ti, ci = unpack('<dd', s, o + 16 * i - 15)
+    local at = o + w * i - w
+    local ti, ci = unpack('<dd', s, at + 1)
     parts[#parts + 1] = pack('<dd', ti, ci + 1)
+    if w > 16 then parts[#parts + 1] = s:sub(at + 17, at + w) end
   end
   return concat(parts)
 end
@@ -86,25 +97,26 @@ end
 -- Which records of a log to keep once an event at t joins its n records (window.py CumLog
 -- prune then fold), computed on the log before the insert; nil when all stay. Pruning keeps
 -- the newest stale record as the base later windows subtract from.
-local function trim_plan(s, o, n, t)
-  local newest = n > 0 and math.max(tim(s, o, n), t) or t
+local function trim_plan(s, o, w, n, t)
+  local newest = n > 0 and math.max(tim(s, o, w, n), t) or t
   local edge = newest - H
   local adj = t <= edge and 1 or 0 -- the new event itself is stale
   local first = 0
   -- cheap test first: fewer than PRUNE_MIN stale records needs one look at record k
   local k = PRUNE_MIN + 1 - adj
-  if n >= k and tim(s, o, k) <= edge then first = find(s, o, edge, k, n) + adj - 1 end
+  if n >= k and tim(s, o, w, k) <= edge then first = find(s, o, w, edge, k, n) + adj - 1 end
   local m = n + 1 - first
   if m <= CAP + COARSE then return first > 0 and { first = first } or nil end
   return { first = first, fold = true }
 end
 
 -- apply a plan to a string of n fixed-size records (size w, from byte o + 1), times from log
-local function trimmed(s, o, w, n, plan, log)
+-- (records of lw bytes)
+local function trimmed(s, o, w, n, plan, log, lw)
   if not plan.fold then return s:sub(o + w * plan.first + 1, o + w * n) end
   local parts, last = {}, n - floor(CAP / 2)
   for i = plan.first + 1, last - 1 do
-    if floor(tim(log, 0, i) / B) ~= floor(tim(log, 0, i + 1) / B) then
+    if floor(tim(log, 0, lw, i) / B) ~= floor(tim(log, 0, lw, i + 1) / B) then
       parts[#parts + 1] = s:sub(o + w * i - w + 1, o + w * i)
     end
   end
@@ -114,12 +126,13 @@ end
 
 -- ---------------------------------------------------------------- entity base strings
 -- the base string (or an empty one), its fraud-log count, the log's byte offset and count
-local function base_state(key)
+-- (log records of w bytes)
+local function base_state(key, w)
   local s = redis.call('GET', key)
   if not s then return pack('<dI4', 0, 0), 0, HB, 0, true end
   local _, nf = unpack('<dI4', s)
-  local o = HB + 16 * nf
-  return s, nf, o, (#s - o) / 16, false
+  local o = HB + FW * nf
+  return s, nf, o, (#s - o) / w, false
 end
 
 -- TTLs: every key of an entity gets entity_ttl_ms when it is refreshed, and a refresh happens
@@ -136,7 +149,6 @@ local function refresh_all()
     if now - last > SLACK then
       redis.call('PEXPIRE', base, ETTL)
       redis.call('PEXPIRE', base .. ':R', ETTL)
-      redis.call('PEXPIRE', base .. ':S', ETTL)
       redis.call('SETRANGE', base, 0, pack('<d', now))
     end
   end
@@ -149,46 +161,46 @@ end
 -- ---------------------------------------------------------------- operations
 -- R record i + an event's deltas d (amount, amount^2, cnp, located, x, y, z), own fields kept
 local function shifted(r, off, d)
-  local c1, c2, c3, c4, c5, c6, c7, o1, o2, o3 = unpack(REC, r, off)
+  local c1, c2, c3, c4, c5, c6, c7, o1, o2 = unpack(REC, r, off)
   return pack(REC, c1 + d[1], c2 + d[2], c3 + d[3], c4 + d[4], c5 + d[5], c6 + d[6], c7 + d[7],
-    o1, o2, o3)
+    o1, o2)
 end
 
--- insert the event at t (after equal times) into the base string's log at pos, prune/fold;
--- R (cards) gets rec, later R records absorb the deltas d, and the same plan applies.
--- s, o, n: the base before the insert.
-local function log_insert(base, s, o, n, t, pos, fresh, kR, rec, d)
-  local plan = trim_plan(s, o, n, t)
-  local nt = cum(s, o, pos)
+-- insert the event at t (after equal times) into the base string's log (records of w bytes,
+-- own: the event's own fields after (t, cum)) at pos, prune/fold; R (cards) gets rec, later R
+-- records absorb the deltas d, and the same plan applies. s, o, n: the base before the insert.
+local function log_insert(base, s, o, w, n, t, pos, fresh, own, kR, rec, d)
+  local plan = trim_plan(s, o, w, n, t)
+  local nt = cum(s, o, w, pos)
   if pos == n and not plan then -- in order, nothing to trim: append (the common case)
-    redis.call('APPEND', base, (fresh and s or '') .. pack('<dd', t, nt + 1))
+    redis.call('APPEND', base, (fresh and s or '') .. pack('<dd', t, nt + 1) .. own)
     if kR then redis.call('APPEND', kR, rec) end
     return
   end
-  local log = inserted(s, o, n, t, pos)
+  local log = inserted(s, o, w, n, t, pos, own)
   local r
   if kR then
-    local tail, parts = redis.call('GETRANGE', kR, 80 * pos, -1), { rec }
-    for i = 1, n - pos do parts[#parts + 1] = shifted(tail, 80 * i - 79, d) end
+    local tail, parts = redis.call('GETRANGE', kR, RW * pos, -1), { rec }
+    for i = 1, n - pos do parts[#parts + 1] = shifted(tail, RW * i - RW + 1, d) end
     r = concat(parts)
   end
   if not plan then -- out of order, within the lateness: later records absorb the delta
-    redis.call('SETRANGE', base, o + 16 * pos, log:sub(16 * pos + 1))
-    if kR then redis.call('SETRANGE', kR, 80 * pos, r) end
+    redis.call('SETRANGE', base, o + w * pos, log:sub(w * pos + 1))
+    if kR then redis.call('SETRANGE', kR, RW * pos, r) end
     return
   end
-  redis.call('SET', base, s:sub(1, o) .. trimmed(log, 0, 16, n + 1, plan, log), 'KEEPTTL')
+  redis.call('SET', base, s:sub(1, o) .. trimmed(log, 0, w, n + 1, plan, log, w), 'KEEPTTL')
   if kR then
-    local full = pos > 0 and redis.call('GETRANGE', kR, 0, 80 * pos - 1) .. r or r
-    redis.call('SET', kR, trimmed(full, 0, 80, n + 1, plan, log), 'KEEPTTL')
+    local full = pos > 0 and redis.call('GETRANGE', kR, 0, RW * pos - 1) .. r or r
+    redis.call('SET', kR, trimmed(full, 0, RW, n + 1, plan, log, w), 'KEEPTTL')
   end
 end
 
 -- record i of a card's R log: from rng (records a1..) when there, else one GETRANGE
 local function rrec(kR, rng, a1, i)
-  if i == 0 then return 0, 0, 0, 0, 0, 0, 0, NOLOC, 0, 0 end
-  if i >= a1 then return unpack(REC, rng, 80 * (i - a1) + 1) end
-  return unpack(REC, redis.call('GETRANGE', kR, 80 * (i - 1), 80 * i - 1))
+  if i == 0 then return 0, 0, 0, 0, 0, 0, 0, NOLOC, 0 end
+  if i >= a1 then return unpack(REC, rng, RW * (i - a1) + 1) end
+  return unpack(REC, redis.call('GETRANGE', kR, RW * (i - 1), RW * i - 1))
 end
 
 -- The card's view of an event: its marker (MARK_C), whether it is late, what card_commit
@@ -196,16 +208,15 @@ end
 -- the argument string (tx id or ids). Reads only.
 local function card_view(base, a)
   local t, amount, cnp, lat, lon, tf = unpack('<dddddd', a, 2)
-  local fl = a:byte(50)
-  local s, nf, o, n, fresh = base_state(base)
+  local s, nf, o, n, fresh = base_state(base, CW)
   local kR = base .. ':R'
-  local late = n > 0 and t < tim(s, o, n) - L
-  local it = back(s, o, t, n)
-  local i10m = back(s, o, t - 10 * MIN, it)
-  local i1h = back(s, o, t - HOUR, i10m)
-  local i1d = back(s, o, t - DAY, i1h)
-  local i7d = back(s, o, t - 7 * DAY, i1d)
-  local i30d = back(s, o, t - 30 * DAY, i7d)
+  local late = n > 0 and t < tim(s, o, CW, n) - L
+  local it = back(s, o, CW, t, n)
+  local i10m = back(s, o, CW, t - 10 * MIN, it)
+  local i1h = back(s, o, CW, t - HOUR, i10m)
+  local i1d = back(s, o, CW, t - DAY, i1h)
+  local i7d = back(s, o, CW, t - 7 * DAY, i1d)
+  local i30d = back(s, o, CW, t - 30 * DAY, i7d)
   -- the delayed window (t-D-30d, t-D]: start each search from the nearest answer above it
   local hd = it
   if D >= 30 * DAY then hd = i30d
@@ -213,23 +224,23 @@ local function card_view(base, a)
   elseif D >= DAY then hd = i1d
   elseif D >= HOUR then hd = i1h
   elseif D >= 10 * MIN then hd = i10m end
-  local idh = back(s, o, t - D, hd)
-  local idl = back(s, o, t - D - 30 * DAY, math.min(idh, i30d))
-  local fdh = back(s, HB, t - D, nf)
-  local fdl = back(s, HB, t - D - 30 * DAY, fdh)
-  -- one GETRANGE for the records i1d..it (the 1-day edge, the 1-day window, the newest
+  local idh = back(s, o, CW, t - D, hd)
+  local idl = back(s, o, CW, t - D - 30 * DAY, math.min(idh, i30d))
+  local fdh = back(s, HB, FW, t - D, nf)
+  local fdl = back(s, HB, FW, t - D - 30 * DAY, fdh)
+  -- one GETRANGE for the R records i1d..it (the 1-day edge, the 1-day window, the newest
   -- earlier record); the 7- and 30-day edge records are one GETRANGE each
   local a1 = i1d > 0 and i1d or 1
-  local rng = it >= a1 and redis.call('GETRANGE', kR, 80 * (a1 - 1), 80 * it - 1) or ''
+  local rng = it >= a1 and redis.call('GETRANGE', kR, RW * (a1 - 1), RW * it - 1) or ''
   local tA, tA2, tC, tLn, tX, tY, tZ, pLat, pLon = rrec(kR, rng, a1, it)
   local dA = rrec(kR, rng, a1, i1d)
   local wA, _, wC = rrec(kR, rng, a1, i7d)
   local mA, mA2, _, mLn, mX, mY, mZ = rrec(kR, rng, a1, i30d)
-  -- distinct terminals in (t-1d, t]: this one and those of the few records in the window
+  -- distinct terminals in (t-1d, t]: this one and those of the few log records in the window
   local t1, t2, t3, distinct = tf, nil, nil, tf ~= 0 and 1 or 0
   local more = nil
   for i = i1d + 1, it do
-    local term = unpack('<d', rng, 80 * (i - a1) + 73)
+    local term = unpack('<d', s, o + CW * i - 7)
     if term ~= 0 and term ~= t1 and term ~= t2 and term ~= t3 and not (more and more[term]) then
       distinct = distinct + 1
       if not t2 then t2 = term elseif not t3 then t3 = term else
@@ -238,33 +249,41 @@ local function card_view(base, a)
       end
     end
   end
-  local field, uses, seen30 = nil, nil, 0
+  -- first use: does a log record in (t-30d, t] carry this terminal? A plain (C) substring
+  -- search for its bytes, accepted only where they sit in a record's terminal field. The
+  -- double's low bytes are zero (a 40-bit integer), as in every time and count: the needle
+  -- starts at its first nonzero byte k, or memchr stops at nearly every record (~10x slower).
+  local seen30 = 0
   if tf ~= 0 then
-    field = a:sub(51, 50 + fl)
-    uses = redis.call('HGET', base .. ':S', field)
-    if uses then
-      for j = 1, #uses / 8 do
-        local u = unpack('<d', uses, 8 * j - 7)
-        if u > t - 30 * DAY and u <= t then seen30 = 1 end
+    local k = 1
+    while a:byte(41 + k) == 0 do k = k + 1 end -- tf ~= 0: some byte is nonzero
+    local needle, at, last = a:sub(41 + k, 49), o + CW * i30d + 16 + k, o + CW * it - 8 + k
+    while at <= last do
+      at = s:find(needle, at, true)
+      if not at or at > last then break end
+      if (at - o - 16 - k) % CW == 0 then
+        seen30 = 1
+        break
       end
+      at = at + 1
     end
   end
-  local nt = cum(s, o, it)
+  local nt = cum(s, o, CW, it)
   local mark = pack(MARK_C, late and 1 or 0, t, amount, lat, lon, tf, tA - dA, tA - wA, tA - mA,
-    tA2 - mA2, it > 0 and tim(s, o, it) or -1, pLat, pLon, tX - mX, tY - mY, tZ - mZ, cnp,
-    nt - cum(s, o, i10m), nt - cum(s, o, i1h), nt - cum(s, o, i1d), nt - cum(s, o, i7d),
-    nt - cum(s, o, i30d), tC - wC, distinct, seen30, tLn - mLn,
-    cum(s, o, idh) - cum(s, o, idl), cum(s, HB, fdh) - cum(s, HB, fdl))
+    tA2 - mA2, it > 0 and tim(s, o, CW, it) or -1, pLat, pLon, tX - mX, tY - mY, tZ - mZ, cnp,
+    nt - cum(s, o, CW, i10m), nt - cum(s, o, CW, i1h), nt - cum(s, o, CW, i1d),
+    nt - cum(s, o, CW, i7d), nt - cum(s, o, CW, i30d), tC - wC, distinct, seen30, tLn - mLn,
+    cum(s, o, CW, idh) - cum(s, o, CW, idl), cum(s, HB, FW, fdh) - cum(s, HB, FW, fdl))
   -- an array (exact-size allocation), unpacked by card_commit in this order
-  local v = { base, s, o, n, fresh, kR, it, t, amount, cnp, lat, lon, tf, field, uses or '',
+  local v = { base, s, o, n, fresh, kR, it, t, amount, cnp, lat, lon, a:sub(42, 49),
     tA, tA2, tC, tLn, tX, tY, tZ }
-  return mark, late, v, a:sub(51 + fl)
+  return mark, late, v, a:sub(50)
 end
 
--- add the event of a card view to the card's state (log, R, terminal uses)
+-- add the event of a card view to the card's state (log with its terminal, R)
 local function card_commit(v)
-  local base, s, o, n, fresh, kR, it, t, amount, cnp, lat, lon, tf, field, uses,
-    tA, tA2, tC, tLn, tX, tY, tZ = tunpack(v, 1, 22) -- explicit n: field may be nil
+  local base, s, o, n, fresh, kR, it, t, amount, cnp, lat, lon, term,
+    tA, tA2, tC, tLn, tX, tY, tZ = tunpack(v, 1, 20)
   local has = lat ~= NOLOC
   local x, y, z = 0, 0, 0
   if has then
@@ -273,68 +292,46 @@ local function card_commit(v)
   end
   local hv, a2 = has and 1 or 0, amount * amount
   if fresh then redis.call('DEL', kR) end -- never append to a stray log (e.g. evicted base)
-  log_insert(base, s, o, n, t, it, fresh, kR,
-    pack(REC, tA + amount, tA2 + a2, tC + cnp, tLn + hv, tX + x, tY + y, tZ + z, lat, lon, tf),
+  log_insert(base, s, o, CW, n, t, it, fresh, term, kR,
+    pack(REC, tA + amount, tA2 + a2, tC + cnp, tLn + hv, tX + x, tY + y, tZ + z, lat, lon),
     it < n and { amount, a2, cnp, hv, x, y, z } or nil) -- deltas: out of order only
   touch(base, s)
-  if tf == 0 then return end
-  -- the terminal's last TERM_TIMES use times, ascending (memory.py: sorted(...)[-4:])
-  local times = {}
-  for j = 1, #uses / 8 do times[j] = unpack('<d', uses, 8 * j - 7) end
-  times[#times + 1] = t
-  table.sort(times)
-  local first = math.max(1, #times - TERM_TIMES + 1)
-  local kS = base .. ':S'
-  if redis.call('HSET', kS, field, pack('<' .. string.rep('d', #times - first + 1),
-      tunpack(times, first))) == 1 then
-    local count = redis.call('HLEN', kS)
-    if count == 1 then redis.call('PEXPIRE', kS, ETTL) end -- just created: give it a TTL
-    if count > TCAP then
-      -- keep the half most recently used terminals (ties by field), as memory.py does
-      local all, ranked = redis.call('HGETALL', kS), {}
-      for j = 1, #all, 2 do
-        local u = all[j + 1]
-        ranked[#ranked + 1] = { f = all[j], m = unpack('<d', u, #u - 7) }
-      end
-      table.sort(ranked, function(p, q) return p.m > q.m or (p.m == q.m and p.f > q.f) end)
-      for j = floor(TCAP / 2) + 1, #ranked do redis.call('HDEL', kS, ranked[j].f) end
-    end
-  end
 end
 
 -- The terminal's view of an event at t: marker (MARK_T), late, and its insert. Reads only.
 local function term_view(base, t)
-  local s, nf, o, n, fresh = base_state(base)
-  local late = n > 0 and t < tim(s, o, n) - L
+  local s, nf, o, n, fresh = base_state(base, TW)
+  local late = n > 0 and t < tim(s, o, TW, n) - L
   local hi = t - D
-  local i0 = back(s, o, hi, n)
-  local i1 = back(s, o, hi - DAY, i0)
-  local i7 = back(s, o, hi - 7 * DAY, i1)
-  local i30 = back(s, o, hi - 30 * DAY, i7)
-  local f0 = back(s, HB, hi, nf)
-  local f1 = back(s, HB, hi - DAY, f0)
-  local f7 = back(s, HB, hi - 7 * DAY, f1)
-  local f30 = back(s, HB, hi - 30 * DAY, f7)
-  local c0, g0 = cum(s, o, i0), cum(s, HB, f0)
-  local mark = pack(MARK_T, late and 1 or 0, t, c0 - cum(s, o, i1), c0 - cum(s, o, i7),
-    c0 - cum(s, o, i30), g0 - cum(s, HB, f1), g0 - cum(s, HB, f7), g0 - cum(s, HB, f30))
+  local i0 = back(s, o, TW, hi, n)
+  local i1 = back(s, o, TW, hi - DAY, i0)
+  local i7 = back(s, o, TW, hi - 7 * DAY, i1)
+  local i30 = back(s, o, TW, hi - 30 * DAY, i7)
+  local f0 = back(s, HB, FW, hi, nf)
+  local f1 = back(s, HB, FW, hi - DAY, f0)
+  local f7 = back(s, HB, FW, hi - 7 * DAY, f1)
+  local f30 = back(s, HB, FW, hi - 30 * DAY, f7)
+  local c0, g0 = cum(s, o, TW, i0), cum(s, HB, FW, f0)
+  local mark = pack(MARK_T, late and 1 or 0, t, c0 - cum(s, o, TW, i1), c0 - cum(s, o, TW, i7),
+    c0 - cum(s, o, TW, i30), g0 - cum(s, HB, FW, f1), g0 - cum(s, HB, FW, f7),
+    g0 - cum(s, HB, FW, f30))
   return mark, late, { base, s, o, n, fresh, t }
 end
 
 local function term_commit(v)
   local base, s, o, n, fresh, t = tunpack(v, 1, 6)
-  log_insert(base, s, o, n, t, back(s, o, t, n), fresh)
+  log_insert(base, s, o, TW, n, t, back(s, o, TW, t, n), fresh, '')
   touch(base, s)
 end
 
 -- a labelled fraud at t enters an entity's fraud log (kept sorted, pruned and folded)
 local function add_fraud(base, t)
-  local s, nf, o = base_state(base)
-  local pos = back(s, HB, t, nf)
-  local plan = trim_plan(s, HB, nf, t)
-  local f = inserted(s, HB, nf, t, pos)
-  if plan then f = trimmed(f, 0, 16, nf + 1, plan, f) end
-  redis.call('SET', base, s:sub(1, 8) .. pack('<I4', #f / 16) .. f .. s:sub(o + 1), 'KEEPTTL')
+  local s, nf, o = base_state(base, 1) -- the log's width does not matter here
+  local pos = back(s, HB, FW, t, nf)
+  local plan = trim_plan(s, HB, FW, nf, t)
+  local f = inserted(s, HB, FW, nf, t, pos, '')
+  if plan then f = trimmed(f, 0, FW, nf + 1, plan, f, FW) end
+  redis.call('SET', base, s:sub(1, 8) .. pack('<I4', #f / FW) .. f .. s:sub(o + 1), 'KEEPTTL')
   touch(base, s)
 end
 

@@ -17,11 +17,12 @@ __all__ = ["RECORD", "SUFFIXES", "card_base", "marker_key", "record_key", "termi
 # between horizon_ms and entity_ttl_ms after its last write, without a PEXPIRE per event.
 SUFFIXES = {
     "": "'<dI4' last TTL refresh (wall ms), n frauds; the (time, cumulative frauds) records of "
-    "labelled frauds; then the time-sorted (time, cumulative count) log, 16 B per record: one "
-    "small string, read whole, appended in order (entity TTL)",
-    ":R": "card only: cumulative amount/amount^2/cnp/location sums + own lat, lon, terminal per "
-    "log record, 80 B each, aligned with the log; read by GETRANGE (entity TTL)",
-    ":S": "card only: hash terminal -> last 4 use times, for first-use (entity TTL)",
+    "labelled frauds, 16 B each; then the time-sorted log: (time, cumulative count) 16 B per "
+    "record for a terminal, (time, cumulative count, own terminal) 24 B for a card (first use "
+    "and distinct terminals are read from it); one small string, read whole, appended in order "
+    "(entity TTL)",
+    ":R": "card only: cumulative amount/amount^2/cnp/location sums + own lat, lon per log "
+    "record, 72 B each, aligned with the log; read by GETRANGE (entity TTL)",
     ":x:<tx>": "Redis Cluster only: the transaction's marker in this slot (flags, snapshot); "
     "makes redelivery idempotent and labels exactly-once (record_ttl_ms)",
 }

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fraudstream.events import Label, Transaction
 from fraudstream.features import catalogue as cat
-from fraudstream.features.base import FeatureStats, LabelStats, encode_tx, terminal_hash
+from fraudstream.features.base import FeatureStats, LabelStats, encode_tx, terminal_float
 from fraudstream.features.config import DAY_MS, HOUR_MS, MINUTE_MS, FeatureConfig
 from fraudstream.features.window import CumLog, unit_vector
 
@@ -20,14 +20,12 @@ __all__ = ["MemoryFeatureStore"]
 
 # Card cum fields: count, amount, amount^2, cnp, located count, unit-vector x, y, z.
 N, A, A2, CNP, LOCN, X, Y, Z = range(8)
-_TERM_TIMES = 4  # use times remembered per (card, terminal) for the first-use feature
 
 
 @dataclass(slots=True)
 class _Entity:
     log: CumLog
     frauds: CumLog = field(default_factory=lambda: CumLog(1, 0))
-    terms: dict[str, list[float]] = field(default_factory=dict)
     markers: dict[str, tuple[tuple[float, ...], bool]] = field(default_factory=dict)
 
 
@@ -90,8 +88,7 @@ class MemoryFeatureStore:
             self.stats.replays += 1
             return seen[0]
         t, amount, cnp, lat, lon = encode_tx(tx)
-        term_s = terminal_hash(tx.terminal_id)
-        term = float(term_s)
+        term = terminal_float(tx.terminal_id)
         log = ent.log
         late = bool(log.times) and t < log.times[-1] - cfg.allowed_lateness_ms
         i_t = log.find(t)
@@ -99,14 +96,15 @@ class MemoryFeatureStore:
         c10m, c1h = log.cum_at(log.find(t - 10 * MINUTE_MS)), log.cum_at(log.find(t - HOUR_MS))
         i_1d = log.find(t - DAY_MS)
         c1d, c7d = log.cum_at(i_1d), log.cum_at(log.find(t - 7 * DAY_MS))
-        c30d = log.cum_at(log.find(t - 30 * DAY_MS))
+        i_30d = log.find(t - 30 * DAY_MS)
+        c30d = log.cum_at(i_30d)
         delay = cfg.label_delay_ms
         ndel = log.window(t - delay - 30 * DAY_MS, t - delay)[N]
         fdel = ent.frauds.window(t - delay - 30 * DAY_MS, t - delay)[0]
         terms = {log.owns[i][2] for i in range(i_1d, i_t)} | {term}
         terms.discard(0.0)
-        uses = ent.terms.get(term_s, [])
-        seen30 = any(t - 30 * DAY_MS < u <= t for u in uses)
+        # first use: a logged (not late, not folded away) event of this card in (t-30d, t]
+        seen30 = term != 0.0 and any(log.owns[i][2] == term for i in range(i_30d, i_t))
         prev = log.owns[i_t - 1] if i_t > 0 else (cat.NO_LOCATION, 0.0, 0.0)
         # fmt: off
         blob = (  # order: catalogue C_* offsets
@@ -128,18 +126,8 @@ class MemoryFeatureStore:
             log.insert(t, delta, (lat, lon, term))
             log.prune(cfg.horizon_ms)
             log.fold(cfg.exact_cap, cfg.coarse_max, cfg.fold_bucket_ms)
-            if term != 0.0:
-                ent.terms[term_s] = sorted([*uses, t])[-_TERM_TIMES:]
-                self._cap_terms(ent.terms)
         ent.markers[tx.transaction_id] = (blob, False)
         return blob
-
-    def _cap_terms(self, terms: dict[str, list[float]]) -> None:
-        cap = self.config.terminals_cap
-        if len(terms) > cap:
-            ranked = sorted(terms.items(), key=lambda kv: (kv[1][-1], kv[0]), reverse=True)
-            terms.clear()
-            terms.update(ranked[: cap // 2])
 
     def _terminal(self, tx: Transaction) -> tuple[float, ...]:
         cfg = self.config

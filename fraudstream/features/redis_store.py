@@ -1,7 +1,9 @@
 """The Redis feature store: one server-side script call per batch (one per slot on a cluster).
 
 Single Redis: each transaction is one ``A`` operation over its record, card and terminal keys;
-the record (one key per transaction) holds both markers and is the replay check. Redis Cluster:
+the record (one key per transaction) holds both markers and is the replay check. A large batch
+goes as a few script calls pipelined on one connection (still one round trip), so that Python's
+encoding and decoding overlap Redis' work. Redis Cluster:
 each transaction becomes card (``C``), terminal (``T``) and record (``X``) operations, one slot
 each, made idempotent by per-entity markers; operations are grouped by slot, one ``EVALSHA``
 per slot, one pipeline (round trip) per node. Both run the same script (``engine.lua``).
@@ -25,7 +27,7 @@ from fraudstream.errors import FeatureStoreError
 from fraudstream.events import Label, Transaction
 from fraudstream.features import catalogue as cat
 from fraudstream.features import keys
-from fraudstream.features.base import FeatureStats, LabelStats, encode_tx, terminal_hash
+from fraudstream.features.base import FeatureStats, LabelStats, encode_tx, terminal_float
 from fraudstream.features.config import FeatureConfig
 
 __all__ = ["RedisFeatureStore"]
@@ -34,13 +36,16 @@ logger = logging.getLogger(__name__)
 # The markers as engine.lua packs them (MARK_C, MARK_T): flags, doubles, then integer counts.
 _CARD = struct.Struct("<B15dB11I")
 _TERM = struct.Struct("<Bd6I")
-# 'C', t, amount, cnp, lat, lon, terminal hash, len(its decimal text); that text, the tx id
-_CARD_OP = struct.Struct("<c6dB")
+# 'C' (or 'A'), t, amount, cnp, lat, lon, terminal hash; then the tx id (or the ids)
+_CARD_OP = struct.Struct("<c6d")
 _TERM_OP = struct.Struct("<cd")  # 'T', t; then tx id
 _CARD_REPLY, _TERM_REPLY = 1 + _CARD.size, 1 + _TERM.size  # a status byte, then the marker
 # Reply bytes per cluster opcode (C, T, X, c, t): a marker reply, nothing, or a status byte.
 _REPLY_SIZE = {67: _CARD_REPLY, 84: _TERM_REPLY, 88: 0, 99: 1, 116: 1}
 Client = redis.Redis | RedisCluster
+# Single Redis: a batch of at least _SPLIT_MIN transactions goes as up to _MAX_CHUNKS script
+# calls of about _CHUNK (pipelined, see RedisFeatureStore._overlapped).
+_SPLIT_MIN, _CHUNK, _MAX_CHUNKS = 16, 50, 4
 
 
 class RedisFeatureStore:
@@ -85,15 +90,75 @@ class RedisFeatureStore:
 
     def features_for(self, batch: Sequence[Transaction]) -> list[dict[str, float]]:
         """Features of each transaction as of its event time; one round trip for the batch."""
+        out: list[dict[str, float]] = []
+        if not self._cluster:
+            self._overlapped(batch, out)
+            return out
         op_keys: list[str] = []
         op_args: list[bytes] = []
-        if self._cluster:
-            self._cluster_ops(batch, op_keys, op_args)
-        else:
-            self._record_ops(batch, op_keys, op_args)
-        reply = self._run(op_keys, op_args)
-        # Per transaction: status (1 = replay) + card marker, then status + terminal marker.
-        out = []
+        self._cluster_ops(batch, op_keys, op_args)
+        self._decode(batch, self._run(op_keys, op_args), out)
+        return out
+
+    def _overlapped(self, batch: Sequence[Transaction], out: list[dict[str, float]]) -> None:
+        """Single Redis: the batch as a few script calls pipelined on one connection.
+
+        Still one round trip, but Python encodes chunk k+1 while Redis runs chunk k, and
+        decodes chunk k while Redis runs chunk k+1, so client and server work overlap. The
+        chunks run in batch order on one connection: the same state changes as one call.
+        """
+        n = len(batch)
+        if n == 0:
+            return
+        size = n if n < _SPLIT_MIN else -(-n // min(_MAX_CHUNKS, -(-n // _CHUNK)))
+        chunks = [batch[i : i + size] for i in range(0, n, size)]
+        sha = self._sha or self._load()
+        assert isinstance(self.client, redis.Redis)
+        pool = self.client.connection_pool
+        conn = None
+        done = 0  # chunks decoded
+        try:
+            conn = pool.get_connection()
+            sent: list[Sequence[Transaction]] = []
+            for chunk in chunks:
+                op_keys: list[str] = []
+                op_args: list[bytes] = []
+                self._record_ops(chunk, op_keys, op_args)
+                args = (sha, len(op_keys), *op_keys, *self._argv_head, *op_args)
+                conn.send_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
+                sent.append(chunk)
+                if len(sent) - done > 1:  # Redis runs this chunk: decode the previous one
+                    self._decode(sent[done], conn.read_response(disable_decoding=True), out)
+                    done += 1
+            while done < len(sent):
+                self._decode(sent[done], conn.read_response(disable_decoding=True), out)
+                done += 1
+        except (redis.exceptions.NoScriptError, redis.ConnectionError, redis.TimeoutError) as exc:
+            # A restarted or flushed server, or a broken connection: the connection may hold
+            # replies of later chunks, so drop it and rerun the undecoded chunks through the
+            # client (which reloads the script and retries). Every operation is idempotent: a
+            # chunk that did run returns its stored first answers (counted as replays).
+            if conn is not None:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+            if isinstance(exc, redis.exceptions.NoScriptError):
+                self._sha = None
+            for chunk in chunks[done:]:
+                op_keys, op_args = [], []
+                self._record_ops(chunk, op_keys, op_args)
+                self._decode(chunk, self._run(op_keys, op_args), out)
+        except redis.RedisError as exc:
+            if conn is not None:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+            raise FeatureStoreError(
+                f"feature script failed on a batch of {n} transactions: {exc}"
+            ) from exc
+        finally:
+            if conn is not None:
+                pool.release(conn)
+
+    def _decode(self, batch: Sequence[Transaction], reply: bytes,
+                out: list[dict[str, float]]) -> None:  # fmt: skip
+        """Per transaction: status (1 = replay) + card marker, then status + terminal marker."""
         stats, names, derive = self.stats, self.names, cat.derive
         card_at, term_at = _CARD.unpack_from, _TERM.unpack_from
         k = 0
@@ -112,7 +177,6 @@ class RedisFeatureStore:
             elif card[0]:
                 stats.late_events += 1
             out.append(derive(card, term_vec, names))
-        return out
 
     def _record_ops(self, batch: Sequence[Transaction], op_keys: list[str],
                     op_args: list[bytes]) -> None:  # fmt: skip
@@ -123,13 +187,12 @@ class RedisFeatureStore:
         for tx in batch:
             t, amount, cnp, lat, lon = encode_tx(tx)
             term = tx.terminal_id
-            field = terminal_hash(term)
             add_key(record_key(p, tx.transaction_id))
             add_key(card_base(p, tx.card_id))
             if term is not None:
                 add_key(terminal_base(p, term))
-            ids = f"{field}{tx.card_id}\n{term or ''}".encode()
-            add_arg(head(b"A", t, amount, cnp, lat, lon, float(field), len(field)) + ids)
+            ids = f"{tx.card_id}\n{term or ''}".encode()
+            add_arg(head(b"A", t, amount, cnp, lat, lon, terminal_float(term)) + ids)
 
     def _cluster_ops(self, batch: Sequence[Transaction], op_keys: list[str],
                      op_args: list[bytes]) -> None:  # fmt: skip
@@ -138,10 +201,9 @@ class RedisFeatureStore:
         for tx in batch:
             t, amount, cnp, lat, lon = encode_tx(tx)
             tx_id, term = tx.transaction_id.encode(), tx.terminal_id
-            field = terminal_hash(term)
-            head = _CARD_OP.pack(b"C", t, amount, cnp, lat, lon, float(field), len(field))
+            head = _CARD_OP.pack(b"C", t, amount, cnp, lat, lon, terminal_float(term))
             op_keys.append(keys.card_base(p, tx.card_id))
-            op_args.append(head + field.encode() + tx_id)
+            op_args.append(head + tx_id)
             if term is not None:
                 op_keys.append(keys.terminal_base(p, term))
                 op_args.append(_TERM_OP.pack(b"T", t) + tx_id)

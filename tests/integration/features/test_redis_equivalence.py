@@ -14,8 +14,8 @@ from .streams import Step, streams
 
 pytestmark = pytest.mark.redis
 
-# Small caps, a short horizon and one-hour lateness so folding, pruning, the terminal cap and
-# late events all happen within a few dozen transactions.
+# Small caps, a short horizon and one-hour lateness so folding, pruning and late events all
+# happen within a few dozen transactions (terminals_cap is unused by both stores).
 TIGHT = FeatureConfig(
     allowed_lateness_ms=HOUR_MS,
     label_delay_ms=DAY_MS,

@@ -11,7 +11,9 @@ from redis.cluster import RedisCluster
 
 from fraudstream.events import Label, Transaction
 from fraudstream.features import FeatureConfig, LabelStats, RedisFeatureStore
+from fraudstream.features.base import terminal_float
 from fraudstream.features.config import HOUR_MS
+from fraudstream.features.memory import MemoryFeatureStore
 
 from .streams import T0
 
@@ -88,6 +90,37 @@ def test_script_is_reloaded_after_the_server_forgets_it(
     first = store.features_for(txs[:10])
     redis_client.script_flush()
     assert store.features_for(txs)[:10] == first
+
+
+def test_a_large_batch_runs_as_pipelined_chunks_with_the_oracle_results(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
+) -> None:
+    store = make_store(FeatureConfig())
+    oracle = MemoryFeatureStore(store.config)
+    txs = _stream(400, seed=5)
+    batch = txs[:300] + txs[40:140]  # redeliveries of earlier chunks of the same batch
+    assert store.features_for(batch) == oracle.features_for(batch)
+    redis_client.script_flush()  # forgotten mid-stream: every chunk of the next batch reruns
+    assert store.features_for(txs[250:]) == oracle.features_for(txs[250:])
+    assert store.stats == oracle.stats
+    assert store.features_for([]) == []
+
+
+def test_first_use_ignores_a_terminal_id_found_in_another_field(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore],
+) -> None:
+    # The engine searches the card's log bytes for the terminal: an event time equal to the
+    # terminal's hash puts the same bytes in a time field, which must not count as a use.
+    store = make_store(FeatureConfig())
+    t0 = int(terminal_float("tA"))
+    txs = [
+        Transaction("u0", "c", 1.0, t0, "tB"),
+        Transaction("u1", "c", 1.0, t0 + HOUR_MS, "tA"),
+        Transaction("u2", "c", 1.0, t0 + 2 * HOUR_MS, "tA"),
+    ]
+    first_use = [f["terminal_first_use_30d_by_card"] for f in store.features_for(txs)]
+    assert first_use == [1.0, 1.0, 0.0]
+    assert store.snapshot(["u1"])["u1"] == MemoryFeatureStore(store.config).features_for(txs)[1]
 
 
 def test_cluster_gives_the_single_node_results(
