@@ -1,12 +1,12 @@
-"""Feature-engine throughput and per-batch latency against a real local redis-server.
+"""Feature-engine throughput and per-batch latency against a real Redis server.
 
-Starts ``redis-server`` on a free port in a temporary directory (or uses ``--redis-url``),
-pre-loads 30 days of handbook-like history, then times ``RedisFeatureStore.features_for`` for
-batch sizes 1, 10, 20, 50, 100 and 500 on fresh transactions that continue the stream.
-Prints a Markdown table and writes JSON (default ``bench/results/features.json``). Besides wall
-time it reports CPU microseconds per transaction of Redis (``INFO cpu``, meaningful when the
-server is used by this run only) and of this client: on a shared, loaded machine those move far
-less than throughput does.
+Takes Redis as the tests and the demo do (``--redis-url`` or FRAUDSTREAM_REDIS_URL, else
+Docker, else a local ``redis-server`` started for the run), pre-loads 30 days of handbook-like
+history, then times ``RedisFeatureStore.features_for`` for batch sizes 1, 10, 20, 50, 100 and
+500 on fresh transactions that continue the stream. Prints a Markdown table and writes JSON
+(default ``bench/results/features.json``). Besides wall time it reports CPU microseconds per
+transaction of Redis (``INFO cpu``, meaningful when the server is used by this run only) and of
+this client: on a shared, loaded machine those move far less than throughput does.
 """
 
 from __future__ import annotations
@@ -15,18 +15,14 @@ import argparse
 import os
 import platform
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 import redis
 
+from fraudstream import services
 from fraudstream.events import Label, Transaction
 from fraudstream.features import FeatureConfig, RedisFeatureStore
 
@@ -48,36 +44,19 @@ def _stream(n_cards: int, n_terms: int, per_day: int, seed: int) -> Iterator[Tra
         i += 1
 
 
-@contextmanager
-def _local_redis() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        raise SystemExit("redis-server not found; pass --redis-url")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    with tempfile.TemporaryDirectory(prefix="fs-bench-") as tmp:
-        cmd = [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            client = redis.Redis(host="127.0.0.1", port=port)
-            for _ in range(100):
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+def run(url: str, warm_days: int, batches: int, own: bool = True) -> list[dict[str, float]]:
+    """Pre-load history, then time each batch size; returns one result row per size.
 
-
-def run(url: str, warm_days: int, batches: int) -> list[dict[str, float]]:
-    """Pre-load history, then time each batch size; returns one result row per size."""
+    ``own``: the server was started for this run, so it may be emptied first; on a server that
+    was handed in, keys get a unique prefix instead and nothing else is touched.
+    """
     client = redis.Redis.from_url(url)
-    client.flushdb()
-    store = RedisFeatureStore(client, FeatureConfig(key_prefix="bench"))
+    prefix = "bench"
+    if own:
+        client.flushdb()
+    else:
+        prefix = f"bench{random.randrange(1 << 30)}"
+    store = RedisFeatureStore(client, FeatureConfig(key_prefix=prefix))
     stream = _stream(n_cards=5000, n_terms=10000, per_day=9600, seed=1)
     warm = [next(stream) for _ in range(warm_days * 9600)]
     for i in range(0, len(warm), 500):
@@ -130,11 +109,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batches", type=int, default=2000)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "features.json"))
     args = parser.parse_args(argv)
+    env = dict(os.environ)
     if args.redis_url:
-        rows = run(args.redis_url, args.warm_days, args.batches)
-    else:
-        with _local_redis() as url:
-            rows = run(url, args.warm_days, args.batches)
+        env["FRAUDSTREAM_REDIS_URL"] = args.redis_url
+    # The same resolution as tests and demo: FRAUDSTREAM_REDIS_URL, else Docker, else a local
+    # redis-server started (and stopped) here.
+    with services.running_redis(env) as endpoint:
+        rows = run(endpoint.address, args.warm_days, args.batches, own=endpoint.origin != "env")
     load = os.getloadavg()  # other work on a shared machine skews every figure: report it
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     print("| batch | tx/s | p50 ms | p99 ms | Redis CPU us/tx | client CPU us/tx |")
