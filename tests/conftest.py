@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 
 from fraudstream.errors import FraudstreamError
 from fraudstream.services import (
@@ -25,6 +26,11 @@ from fraudstream.services import (
     running_redis,
 )
 from fraudstream.stream import admin
+
+# Property tests check behaviour, not speed: no per-example deadline, so a busy CI machine
+# cannot turn a slow example into a failure; failing examples are printed for reproduction.
+settings.register_profile("fraudstream", deadline=None, print_blob=True)
+settings.load_profile("fraudstream")
 
 _USED = pytest.StashKey[dict[str, Endpoint]]()
 
