@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from fraudstream.errors import FeatureStoreError
 from fraudstream.events import Label, Score, Transaction
-from fraudstream.features import FeatureConfig, FeatureStore, RedisFeatureStore
+from fraudstream.features import FeatureConfig, FeatureStore, MemoryFeatureStore, RedisFeatureStore
 from fraudstream.features.client import redis_client
 from fraudstream.model import (
     AlertBudget,
@@ -31,40 +32,92 @@ from fraudstream.settings import ModelSettings, Settings
 from fraudstream.stream.loop import DetectorLoop, LoopOptions
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 
-__all__ = ["Detector", "Runtime", "build", "build_scorer"]
+__all__ = ["FALLBACK_SUFFIX", "Detector", "Runtime", "build", "build_scorer", "local_features"]
 
 logger = logging.getLogger(__name__)
+
+FALLBACK_SUFFIX = "-fallback"  # appended to model_version of a Score from the fallback path
+# After a feature-store failure, batches go straight to the fallback for this long before
+# Redis is tried again: a down Redis costs one timeout per probe, not one per batch.
+_PROBE_EVERY_S = 1.0
+LocalFeatures = Callable[[Sequence[Transaction]], list[dict[str, float]]]
+
+
+def local_features(config: FeatureConfig) -> LocalFeatures:
+    """Transaction-local features: each batch as if its cards and terminals had no history.
+
+    A fresh in-memory store per batch yields the catalogue's neutral values (counts 1, means
+    equal to the amount, ratios 1, z-scores and risks 0, gap at its cap) around what the
+    transaction itself carries (amount, hour sin/cos, night, weekend, channel).
+    """
+
+    def compute(batch: Sequence[Transaction]) -> list[dict[str, float]]:
+        return MemoryFeatureStore(config).features_for(batch)
+
+    return compute
 
 
 class Detector:
     """Scores batches (features, then the model) and learns from labels once they are due.
 
-    Implements the stream's ``BatchScorer`` and ``LabelLearner`` ports.
+    Implements the stream's ``BatchScorer`` and ``LabelLearner`` ports. With ``fallback``, a
+    feature-store failure (a timeout included) does not stop scoring: the batch is scored on
+    transaction-local features, each such Score's ``model_version`` ends in ``-fallback``, is
+    counted in ``fraudstream_fallback_scores``, and its vector is never kept for learning.
     """
 
     def __init__(
-        self, store: FeatureStore, scorer: Scorer, metrics: DetectorMetrics | None = None
+        self,
+        store: FeatureStore,
+        scorer: Scorer,
+        metrics: DetectorMetrics | None = None,
+        fallback: LocalFeatures | None = None,
     ) -> None:
         self.store = store
         self.scorer = scorer
         self.metrics = metrics
+        self.fallback = fallback
+        self.fallbacks = 0  # transactions scored by the fallback since start
         self.lock = threading.Lock()  # the model is shared with the live view and checkpoints
         self._next_export = 0.0
+        self._store_down_until = 0.0  # monotonic; the store is not tried before then
+
+    def _features(self, batch: Sequence[Transaction]) -> tuple[list[dict[str, float]], bool]:
+        """The batch's vectors and whether they came from the fallback."""
+        if self.fallback is None:
+            return self.store.features_for(batch), False
+        if time.monotonic() >= self._store_down_until:
+            try:
+                vectors = self.store.features_for(batch)
+                if self._store_down_until:
+                    logger.warning("feature store answers again; fallback off")
+                    self._store_down_until = 0.0
+                return vectors, False
+            except FeatureStoreError as exc:
+                if not self._store_down_until:
+                    logger.warning("feature store failed; scoring on local features error=%s", exc)
+                self._store_down_until = time.monotonic() + _PROBE_EVERY_S
+        self.fallbacks += len(batch)
+        if self.metrics is not None:
+            self.metrics.fallbacks.inc(len(batch))
+        return self.fallback(batch), True
 
     def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> list[Score]:
-        """One Score per transaction, in order."""
-        vectors = self.store.features_for(batch)
+        """One Score per transaction, in order (fallback ones marked, see the class)."""
+        vectors, fallback = self._features(batch)
         scored_at_ms = time.time_ns() // 1_000_000
         out: list[Score] = []
         with self.lock:
             score = self.scorer.score
+            keep = not fallback  # fallback vectors are not the real features: never learned
             for tx, x in zip(batch, vectors, strict=True):
                 # Learns the labels due at this event time first (watermark), then scores.
-                v = score(tx.transaction_id, tx.card_id, x, tx.timestamp_ms)
+                v = score(tx.transaction_id, tx.card_id, x, tx.timestamp_ms, remember=keep)
+                version = v.model_version if keep else v.model_version + FALLBACK_SUFFIX
                 out.append(
                     Score(
                         tx.transaction_id, tx.card_id, v.score, v.flagged, v.threshold,
-                        v.model_version, v.reasons, x, tx.timestamp_ms, scored_at_ms,
+                        version, v.reasons, x, tx.timestamp_ms, scored_at_ms,
                         (time.perf_counter_ns() - received_ns) // 1000,
                     )
                 )  # fmt: skip
@@ -81,11 +134,27 @@ class Detector:
             metrics.online_metric.labels(name).set(value)
 
     def learn(self, labels: Sequence[Label]) -> dict[str, int]:
-        """Apply labels to the label-derived aggregates and queue them for the model."""
-        stats = self.store.apply_labels(labels)
+        """Apply labels to the label-derived aggregates and queue them for the model.
+
+        With a fallback and the store down, the model still gets the labels; the store's risk
+        windows miss them (counted under ``store_unavailable``).
+        """
+        out: dict[str, int] = {}
+        if self.fallback is None or time.monotonic() >= self._store_down_until:
+            try:
+                stats = self.store.apply_labels(labels)
+                out = {"applied": stats.applied, "duplicate": stats.duplicates,
+                       "unknown": stats.unknown}  # fmt: skip
+            except FeatureStoreError as exc:
+                if self.fallback is None:
+                    raise
+                logger.warning("feature store failed on labels error=%s", exc)
+                self._store_down_until = time.monotonic() + _PROBE_EVERY_S
+        if not out:
+            out = {"store_unavailable": len(labels)}
         with self.lock:
             self.scorer.add_labels(labels)
-        return {"applied": stats.applied, "duplicate": stats.duplicates, "unknown": stats.unknown}
+        return out
 
     def close(self) -> None:
         """Checkpoint on shutdown (when checkpoints are configured)."""
@@ -159,6 +228,7 @@ class Runtime:
             "scored": f"{w.total:,}",
             "flagged": f"{w.total_flags:,}",
             "budget misses": f"{w.total_misses:,}",
+            "fallback scores": f"{d.fallbacks:,}",
             "labels learned": f"{ls.learned:,} (unknown {ls.unknown:,})",
             "online AUC / AP": f"{online.get('roc_auc', 0.0):.3f} / "
             f"{online.get('average_precision', 0.0):.3f}",
@@ -180,7 +250,8 @@ def build(settings: Settings) -> Runtime:
     )
     store = RedisFeatureStore(redis_client(settings.redis), config)
     metrics, health = DetectorMetrics(), HealthState(model_loaded=True)
-    detector = Detector(store, build_scorer(settings.model, fs.record_ttl_ms), metrics)
+    scorer = build_scorer(settings.model, fs.record_ttl_ms)
+    detector = Detector(store, scorer, metrics, fallback=local_features(config))
     d = settings.detector
     loop = DetectorLoop(
         settings.kafka, settings.topics, settings.limits, detector, detector, metrics, health,

@@ -72,6 +72,11 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         "[FRAUDSTREAM_KAFKA_CONFIG_<KEY with _ for .>]",
     )
     group.add_argument("--redis-url", help="redis:// or rediss:// URL [FRAUDSTREAM_REDIS_URL]")
+    group.add_argument(
+        "--redis-timeout-ms", type=int,
+        help="a Redis call fails after this long; the detector then scores with "
+        "transaction-local features (default 100) [FRAUDSTREAM_REDIS_TIMEOUT_MS]",
+    )  # fmt: skip
     group.add_argument("--topic-transactions", help="[FRAUDSTREAM_TOPIC_TRANSACTIONS]")
     group.add_argument("--topic-labels", help="[FRAUDSTREAM_TOPIC_LABELS]")
 
@@ -188,6 +193,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         "kafka__bootstrap": getattr(args, "kafka_bootstrap", None),
         "redis__url": getattr(args, "redis_url", None),
+        "redis__timeout_ms": getattr(args, "redis_timeout_ms", None),
         "topics__transactions": getattr(args, "topic_transactions", None),
         "topics__labels": getattr(args, "topic_labels", None),
         "detector__group_id": getattr(args, "group_id", None),

@@ -91,6 +91,9 @@ class RedisSettings:
     url: str | None = None
     password: Secret | None = None
     key_prefix: str = "fs"
+    # A paused or unreachable Redis fails a call after this long (connect and read), and the
+    # detector falls back to transaction-local features instead of stalling.
+    timeout_ms: int = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,7 @@ _ENV_FIELDS: dict[str, tuple[str, str]] = {
     "REDIS_URL": ("redis", "url"),
     "REDIS_PASSWORD": ("redis", "password"),
     "REDIS_KEY_PREFIX": ("redis", "key_prefix"),
+    "REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "TOPIC_TRANSACTIONS": ("topics", "transactions"),
     "TOPIC_LABELS": ("topics", "labels"),
     "TOPIC_SCORES": ("topics", "scores"),

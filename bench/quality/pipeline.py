@@ -36,7 +36,11 @@ __all__ = ["main", "run_pipeline"]
 
 
 def run_pipeline(
-    input_path: Path, scores_out: Path, label_delay_ms: int, settings: Settings
+    input_path: Path,
+    scores_out: Path,
+    label_delay_ms: int,
+    settings: Settings,
+    partitions: int = 1,
 ) -> int:
     """Publish, detect and collect the Scores; returns how many were written."""
     run = uuid.uuid4().hex[:8]
@@ -50,7 +54,7 @@ def run_pipeline(
     )
     bootstrap = settings.kafka.bootstrap or ""
     admin.create_topics(bootstrap, [topics.transactions, topics.labels, topics.scores,
-                                    topics.flags, topics.dead_letters], 3)  # fmt: skip
+                                    topics.flags, topics.dead_letters], partitions)  # fmt: skip
     stats = publish_stream(
         read_jsonl(input_path), Publisher(settings.kafka), topics, rate=None,
         label_delay_ms=label_delay_ms,
@@ -94,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scores-out", type=Path, default=None, help="SCORES.jsonl")
     parser.add_argument("--test-start", default=None)
     parser.add_argument("--test-end", default=None)
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        help="partitions of the input topics (default 1: event time then advances in order; "
+        "with more, partitions consumed at different paces skew event time across terminals)",
+    )
     args = parser.parse_args(argv)
     scores_out = args.scores_out or Path(tempfile.mkstemp(suffix=".jsonl")[1])
     env = os.environ
@@ -104,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             kafka=KafkaSettings(bootstrap=endpoints.kafka_bootstrap, extra=settings.kafka.extra),
             redis=RedisSettings(url=endpoints.redis_url, password=settings.redis.password),
         )
-        run_pipeline(args.input, scores_out, parse_duration_ms(args.label_delay), settings)
+        run_pipeline(
+            args.input, scores_out, parse_duration_ms(args.label_delay), settings, args.partitions
+        )
     report_args = ["--input", str(args.input), "--scores", str(scores_out)]
     if args.out is not None:
         report_args += ["--out", str(args.out)]

@@ -7,6 +7,8 @@ password from its own secret setting, so it never sits in a URL that might be lo
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from fraudstream.errors import ConfigError, FeatureStoreError
 from fraudstream.settings import RedisSettings
@@ -28,7 +30,14 @@ def redis_client(settings: RedisSettings, *, ping: bool = True) -> redis.Redis:
         )
     password = settings.password.get() if settings.password is not None else None
     kwargs = {"password": password} if password is not None else {}
-    client = redis.Redis.from_url(settings.url, socket_keepalive=True, **kwargs)
+    timeout_s = settings.timeout_ms / 1000
+    # No client-side retries: redis-py's default retries a timeout ten times with backoff,
+    # seconds of stall on the hot path. The store reruns a failed batch once itself, and the
+    # detector decides what a failure means (it falls back and probes again later).
+    client = redis.Redis.from_url(
+        settings.url, socket_keepalive=True, socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0), **kwargs,
+    )  # fmt: skip
     if ping:
         try:
             client.ping()

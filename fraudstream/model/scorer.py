@@ -81,15 +81,26 @@ class Scorer:
         return self.pair.champion
 
     def score(
-        self, tx_id: str, card_id: str, features: Mapping[str, float], event_time_ms: int
+        self,
+        tx_id: str,
+        card_id: str,
+        features: Mapping[str, float],
+        event_time_ms: int,
+        *,
+        remember: bool = True,
     ) -> Verdict:
-        """Learn what is due, then score, decide and explain one transaction."""
+        """Learn what is due, then score, decide and explain one transaction.
+
+        With ``remember=False`` (fallback vectors, not the real features) the vector is not
+        kept, so its label is never learned from it (counted as unknown when it arrives).
+        """
         self.advance(event_time_ms)
         model = self.pair.champion
         p = model.predict_proba_one(features)
         flagged, threshold = self.policy.decide(p, card_id, event_time_ms)
         reasons = model.explain(features, self.reasons) if flagged or self.explain_all else ()
-        self.learner.remember(tx_id, features, event_time_ms, p)
+        if remember:
+            self.learner.remember(tx_id, features, event_time_ms, p)
         return Verdict(
             p, flagged, threshold, reasons, str(model.version), self.pair.shadow_score(features)
         )

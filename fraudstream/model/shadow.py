@@ -70,9 +70,14 @@ class ShadowPair:
         return None if self.challenger is None else self.challenger.predict_proba_one(x)
 
     def learn_one(self, x: Mapping[str, float], y: bool, key: str) -> bool:
-        """Measure both on ``x`` before learning it, then teach both."""
-        self.champion_metrics.update(y, self.champion.predict_proba_one(x), 0, 0)
+        """Measure both on ``x`` before learning it, then teach both.
+
+        Without a challenger nothing is measured here: these metrics only feed promotion (the
+        detector's own online metrics use the published score), and a champion prediction per
+        label would cost a model call on the hot path for nothing.
+        """
         if self.challenger is not None:
+            self.champion_metrics.update(y, self.champion.predict_proba_one(x), 0, 0)
             self.challenger_metrics.update(y, self.challenger.predict_proba_one(x), 0, 0)
             self.challenger.learn_one(x, y, key)
         return self.champion.learn_one(x, y, key)

@@ -276,6 +276,23 @@ class DetectorLoop:
                 )
 
     # -- run ----------------------------------------------------------------------------
+    def _next_batch(self) -> list[Message]:
+        """What is already fetched (up to ``batch_size``), else the first record to arrive.
+
+        ``consume(n, timeout)`` waits until it has ``n`` records or the timeout passed, so a
+        large ``n`` with a timeout would hold every batch for the whole timeout. Latency first:
+        take what is waiting without blocking; when nothing is, block for one record only and
+        add whatever came with it. The batch grows by itself when the loop falls behind.
+        """
+        n = self._options.batch_size
+        msgs = self._consumer.consume(n, 0)
+        if msgs:
+            return msgs
+        msgs = self._consumer.consume(1, self._options.poll_timeout_s)
+        if msgs and n > 1:
+            msgs += self._consumer.consume(n - 1, 0)
+        return msgs
+
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, flush, commit and close."""
         opts = self._options
@@ -288,7 +305,7 @@ class DetectorLoop:
         next_lag = time.monotonic() + opts.lag_every_s
         try:
             while not stop.is_set():
-                msgs = self._consumer.consume(opts.batch_size, opts.poll_timeout_s)
+                msgs = self._next_batch()
                 received_ns = time.perf_counter_ns()
                 self._health.beat()
                 if msgs:
