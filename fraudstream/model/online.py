@@ -109,8 +109,9 @@ class FraudModel:
         """The ``k`` features pushing the score up most, with their raw values.
 
         Linear pipelines: the sum of weight x transformed value over everything derived from
-        a feature (its scaled value and its bin). Other pipelines: a cheap proxy, the z-score of
-        the value against learned genuine vectors (how unusual it is, not a model attribution).
+        a feature (its scaled value, its bin, half of each crossed cell it is in). Other
+        pipelines: a cheap proxy, the z-score of the value against learned genuine vectors (how
+        unusual it is, not a model attribution).
         """
         steps = getattr(self.pipeline, "steps", None)
         final = self.pipeline[list(steps)[-1]] if steps else self.pipeline
@@ -121,8 +122,12 @@ class FraudModel:
             values = self.pipeline[next(iter(steps))].transform_one(values)  # derived features
         if weights is not None:
             for key, value in self.pipeline.transform_one(x).items():
-                base = key.split("|", 1)[0]
-                contrib[base] = contrib.get(base, 0.0) + weights.get(key, 0.0) * value
+                # "name|k" is a bin of name; "a|i*b|j" a cell of two bins, shared by both.
+                parts = key.split("*")
+                share = weights.get(key, 0.0) * value / len(parts)
+                for part in parts:
+                    base = part.split("|", 1)[0]
+                    contrib[base] = contrib.get(base, 0.0) + share
         else:
             for name, value in x.items():
                 var = self._genuine.get(name)
