@@ -271,10 +271,9 @@ def _detect(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.detector.create_topics:
-        t = settings.topics
         admin.create_topics(
             settings.kafka.bootstrap or "",
-            [t.transactions, t.labels, t.scores, t.flags, t.dead_letters],
+            settings.topics.names(),
             settings.detector.partitions,
             extra_config=dict(settings.kafka.extra),
         )

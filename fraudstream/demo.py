@@ -124,10 +124,9 @@ def _redact(url: str) -> str:
 
 
 def _create_topics(kafka: KafkaSettings, settings: Settings) -> None:
-    t = settings.topics
     admin.create_topics(
         kafka.bootstrap or "",
-        [t.transactions, t.labels, t.scores, t.flags, t.dead_letters],
+        settings.topics.names(),
         settings.detector.partitions,
         extra_config=dict(kafka.extra),
     )

@@ -74,6 +74,14 @@ class TopicSettings:
     flags: str = "flags"
     dead_letters: str = "transactions.dlq"
 
+    def names(self) -> list[str]:
+        """Every topic, for creating or deleting them together.
+
+        >>> TopicSettings().names()
+        ['transactions', 'labels', 'scores', 'flags', 'transactions.dlq']
+        """
+        return [self.transactions, self.labels, self.scores, self.flags, self.dead_letters]
+
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:

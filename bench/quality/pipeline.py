@@ -53,8 +53,7 @@ def run_pipeline(
         settings, topics=topics, redis=replace(settings.redis, key_prefix=f"bench{run}")
     )
     bootstrap = settings.kafka.bootstrap or ""
-    admin.create_topics(bootstrap, [topics.transactions, topics.labels, topics.scores,
-                                    topics.flags, topics.dead_letters], partitions)  # fmt: skip
+    admin.create_topics(bootstrap, topics.names(), partitions)
     stats = publish_stream(
         read_jsonl(input_path), Publisher(settings.kafka), topics, rate=None,
         label_delay_ms=label_delay_ms,
@@ -82,8 +81,7 @@ def run_pipeline(
         consumer.close()
         stop.set()
         thread.join(120)
-        admin.delete_topics(bootstrap, [topics.transactions, topics.labels, topics.scores,
-                                        topics.flags, topics.dead_letters])  # fmt: skip
+        admin.delete_topics(bootstrap, topics.names())
     elapsed = time.monotonic() - started
     print(f"scored={written} in {elapsed:.0f} s ({written / max(elapsed, 1e-9):,.0f} tx/s)")
     return written
