@@ -25,7 +25,7 @@ from multiprocessing.synchronize import Event as ProcessEvent
 from typing import TextIO
 
 from fraudstream import app, services
-from fraudstream.settings import KafkaSettings, Settings
+from fraudstream.settings import KafkaSettings, Settings, redact_url
 from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from fraudstream.stream import admin
 from fraudstream.stream.publish import Publisher, publish_stream
@@ -93,7 +93,7 @@ def run_demo(env: Mapping[str, str], settings: Settings, options: DemoOptions) -
                     out,
                     {
                         "kafka": f"{endpoints.kafka_bootstrap} ({endpoints.kafka_origin})",
-                        "redis": f"{_redact(endpoints.redis_url)} ({endpoints.redis_origin})",
+                        "redis": f"{redact_url(endpoints.redis_url)} ({endpoints.redis_origin})",
                         "published": f"{sent.value:,} transactions",
                         **snap,
                     },
@@ -116,11 +116,6 @@ def run_demo(env: Mapping[str, str], settings: Settings, options: DemoOptions) -
             stop.set()
             detector.join(60)
         return 0 if not runtime.failed else 3
-
-
-def _redact(url: str) -> str:
-    head, sep, tail = url.rpartition("@")
-    return f"{head.split('//')[0]}//***@{tail}" if sep else url
 
 
 def _create_topics(kafka: KafkaSettings, settings: Settings) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "Secret",
     "Settings",
     "TopicSettings",
+    "redact_url",
 ]
 
 ENV_PREFIX = "FRAUDSTREAM_"
@@ -32,6 +33,19 @@ ENV_PREFIX = "FRAUDSTREAM_"
 # not transactions (a unit mix-up, seconds sent as milliseconds, or a corrupt field).
 DEFAULT_MIN_TIMESTAMP_MS = 946_684_800_000
 DEFAULT_MAX_TIMESTAMP_MS = 4_102_444_800_000
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and messages: the password, if any, replaced by ``***``.
+
+    >>> redact_url("rediss://app:pw@cache:6380/0"), redact_url("redis://cache:6379/0")
+    ('rediss://app:***@cache:6380/0', 'redis://cache:6379/0')
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 class Secret:

@@ -25,6 +25,7 @@ from fraudstream.services import (
     running_kafka,
     running_redis,
 )
+from fraudstream.settings import redact_url
 from fraudstream.stream import admin
 
 # Property tests check behaviour, not speed: no per-example deadline, so a busy CI machine
@@ -54,12 +55,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("-", "fraudstream services used")
     for name, endpoint in sorted(used.items()):
         terminalreporter.write_line(
-            f"{name} {endpoint.version} ({endpoint.origin}, {_redacted(endpoint.address)})"
+            f"{name} {endpoint.version} ({endpoint.origin}, {redact_url(endpoint.address)})"
         )
-
-
-def _redacted(address: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", address)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fraudstream.errors import ConfigError, FeatureStoreError
-from fraudstream.settings import RedisSettings
+from fraudstream.settings import RedisSettings, redact_url
 
 __all__ = ["redis_client"]
 
@@ -43,16 +43,6 @@ def redis_client(settings: RedisSettings, *, ping: bool = True) -> redis.Redis:
             client.ping()
         except redis.RedisError as exc:
             raise FeatureStoreError(
-                f"redis at {_safe(settings.url)} did not answer: {exc}"
+                f"redis at {redact_url(settings.url)} did not answer: {exc}"
             ) from exc
     return client
-
-
-def _safe(url: str) -> str:
-    """The URL without credentials, for messages.
-
-    >>> _safe("rediss://user:pw@host:6380/0")
-    'rediss://***@host:6380/0'
-    """
-    head, sep, tail = url.rpartition("@")
-    return f"{head.split('//')[0]}//***@{tail}" if sep else url

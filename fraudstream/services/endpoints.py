@@ -6,6 +6,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
+from fraudstream.settings import redact_url
+
 __all__ = [
     "CACHE_DIR_ENV",
     "JAVA_ENV",
@@ -62,7 +64,7 @@ class ServiceEndpoints:
         """
         return (
             f"kafka {self.kafka_version} ({self.kafka_origin}, {self.kafka_bootstrap}); "
-            f"redis {self.redis_version} ({self.redis_origin}, {_redacted(self.redis_url)})"
+            f"redis {self.redis_version} ({self.redis_origin}, {redact_url(self.redis_url)})"
         )
 
 
@@ -80,11 +82,3 @@ def export_lines(endpoints: ServiceEndpoints) -> str:
             f"export {REDIS_URL_ENV}={shlex.quote(endpoints.redis_url)}",
         ]
     )
-
-
-def _redacted(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"

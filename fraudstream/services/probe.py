@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from fraudstream.errors import ConfigError
+from fraudstream.settings import redact_url
 
 __all__ = ["RedisAddress", "redis_info", "redis_ping", "tcp_open"]
 
@@ -45,21 +46,13 @@ class RedisAddress:
         if parts.scheme == "unix":
             return cls("localhost", 0, parts.path, False, user, password)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            msg = f"expected a redis://, rediss:// or unix:// URL; got {_redact(url)!r}"
+            msg = f"expected a redis://, rediss:// or unix:// URL; got {redact_url(url)!r}"
             raise ConfigError(msg)
         try:
             port = parts.port or 6379
         except ValueError as exc:
-            raise ConfigError(f"invalid port in Redis URL {_redact(url)!r}") from exc
+            raise ConfigError(f"invalid port in Redis URL {redact_url(url)!r}") from exc
         return cls(parts.hostname, port, None, parts.scheme == "rediss", user, password)
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
 
 
 def tcp_open(host: str, port: int, timeout_s: float = 1.0) -> bool:
