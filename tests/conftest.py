@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from confluent_kafka import Consumer
 from hypothesis import settings
 
 from fraudstream.errors import FraudstreamError
@@ -136,3 +138,28 @@ def redis_prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str
             client.unlink(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture
+def read_topic(kafka_bootstrap: str) -> Callable[..., list[bytes]]:
+    """``read_topic(topic, expected, timeout_s=60)``: every value on ``topic``, from the start.
+
+    Reads until ``expected`` values arrived (or the timeout), then one more second, so a test
+    also sees anything beyond what it expected (a duplicate output, say).
+    """
+
+    def read(topic: str, expected: int, timeout_s: float = 60.0) -> list[bytes]:
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": uuid.uuid4().hex,
+                             "auto.offset.reset": "earliest"})  # fmt: skip
+        consumer.subscribe([topic])
+        out: list[bytes] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while len(out) < expected and time.monotonic() < deadline:
+                out.extend(m.value() or b"" for m in consumer.consume(1000, 0.2) if not m.error())
+            out.extend(m.value() or b"" for m in consumer.consume(1000, 1.0) if not m.error())
+        finally:
+            consumer.close()
+        return out
+
+    return read

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from fraudstream import app
 from fraudstream.events import DeadLetter, decode_score
@@ -29,23 +29,12 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 DAY_MS = 86_400_000
 
 
-def _read(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})  # fmt: skip
-    consumer.subscribe([topic])
-    out: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out.extend(m.value() or b"" for m in consumer.consume(1000, 0.2) if not m.error())
-        out.extend(m.value() or b"" for m in consumer.consume(1000, 1.0) if not m.error())
-    finally:
-        consumer.close()
-    return out
-
-
 def test_detector_scores_every_valid_transaction_once_and_learns_from_labels(
-    kafka_bootstrap: str, redis_url: str, redis_prefix: str, tmp_topic: Callable[..., str]
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_topic: Callable[..., str],
+    read_topic: Callable[..., list[bytes]],
 ) -> None:
     topics = TopicSettings(
         transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
@@ -84,14 +73,14 @@ def test_detector_scores_every_valid_transaction_once_and_learns_from_labels(
     thread.join(60)
     assert not runtime.failed
 
-    scores = [decode_score(v) for v in _read(kafka_bootstrap, topics.scores, len(records))]
+    scores = [decode_score(v) for v in read_topic(topics.scores, len(records))]
     ids = [s.transaction_id for s in scores]
     assert sorted(ids) == sorted(str(r["transaction_id"]) for r in records)  # once each
-    flags = [decode_score(v) for v in _read(kafka_bootstrap, topics.flags, 1)]
+    flags = [decode_score(v) for v in read_topic(topics.flags, 1)]
     assert {f.transaction_id for f in flags} == {s.transaction_id for s in scores if s.flagged}
     assert all(s.flagged == (s.score >= s.threshold) for s in scores)
     assert all(f.reasons and f.model_version for f in flags)
-    dead = [DeadLetter.from_json(v) for v in _read(kafka_bootstrap, topics.dead_letters, 4)]
+    dead = [DeadLetter.from_json(v) for v in read_topic(topics.dead_letters, 4)]
     assert sorted(d.value or b"" for d in dead) == sorted(bad)
 
     # Labels moved the model: its version changed, and so did the scores it gives.

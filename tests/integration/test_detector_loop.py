@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from fraudstream.events import DeadLetter, Label, Score, Transaction, decode_score
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
@@ -47,22 +47,6 @@ class CountingLearner:
         return {"applied": len(labels)}
 
 
-def _read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})  # fmt: skip
-    consumer.subscribe([topic])
-    out: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out.extend(m.value() or b"" for m in consumer.consume(500, 0.2) if not m.error())
-        # Nothing more than expected may arrive.
-        out.extend(m.value() or b"" for m in consumer.consume(500, 1.0) if not m.error())
-    finally:
-        consumer.close()
-    return out
-
-
 def _run_until(loop: DetectorLoop, done: Callable[[], bool], timeout_s: float = 60.0) -> None:
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,))
@@ -76,7 +60,7 @@ def _run_until(loop: DetectorLoop, done: Callable[[], bool], timeout_s: float = 
 
 
 def test_valid_records_get_one_score_bad_ones_one_dead_letter_and_flags_follow_scores(
-    kafka_bootstrap: str, tmp_topic: Callable[..., str]
+    kafka_bootstrap: str, tmp_topic: Callable[..., str], read_topic: Callable[..., list[bytes]]
 ) -> None:
     topics = TopicSettings(
         transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
@@ -106,13 +90,13 @@ def test_valid_records_get_one_score_bad_ones_one_dead_letter_and_flags_follow_s
     _run_until(loop, lambda: len(scorer.seen) >= n_valid and len(learner.labels) >= 1)
     assert health.assigned
 
-    scores = [decode_score(v) for v in _read_all(kafka_bootstrap, topics.scores, n_valid)]
+    scores = [decode_score(v) for v in read_topic(topics.scores, n_valid)]
     assert sorted(s.transaction_id for s in scores) == sorted(f"t{i}" for i in range(n_valid))
-    flags = [decode_score(v) for v in _read_all(kafka_bootstrap, topics.flags, 1)]
+    flags = [decode_score(v) for v in read_topic(topics.flags, 1)]
     assert sorted(f.transaction_id for f in flags) == sorted(
         s.transaction_id for s in scores if s.score >= 0.5
     )
-    dead = [DeadLetter.from_json(v) for v in _read_all(kafka_bootstrap, topics.dead_letters, 5)]
+    dead = [DeadLetter.from_json(v) for v in read_topic(topics.dead_letters, 5)]
     assert sorted(d.reason for d in dead) == sorted(
         ["invalid_json", "missing_field", "not_utf8", "negative_amount", "missing_field"]
     )
