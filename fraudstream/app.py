@@ -7,6 +7,7 @@ The three subpackages never import each other; this module joins them through th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -239,15 +240,8 @@ class Runtime:
 def build(settings: Settings) -> Runtime:
     """Build the detector from settings: Redis feature store, model, Kafka loop, metrics."""
     fs = settings.features
-    config = FeatureConfig(
-        key_prefix=settings.redis.key_prefix,
-        label_delay_ms=fs.label_delay_ms,
-        allowed_lateness_ms=fs.allowed_lateness_ms,
-        exact_cap=fs.exact_cap,
-        fold_bucket_ms=fs.fold_bucket_ms,
-        entity_ttl_ms=fs.entity_ttl_ms,
-        record_ttl_ms=fs.record_ttl_ms,
-    )
+    # FeatureSettings holds exactly the engine's tunables; the prefix comes from RedisSettings.
+    config = FeatureConfig(key_prefix=settings.redis.key_prefix, **dataclasses.asdict(fs))
     store = RedisFeatureStore(redis_client(settings.redis), config)
     metrics, health = DetectorMetrics(), HealthState(model_loaded=True)
     scorer = build_scorer(settings.model, fs.record_ttl_ms)
