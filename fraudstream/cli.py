@@ -183,6 +183,11 @@ def _detector_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--budget-us", type=int, help="per-transaction budget, us [FRAUDSTREAM_BUDGET_US]"
     )
+    group.add_argument(
+        "--max-event-skew-ms",
+        type=int,
+        help="pause inputs this far ahead in event time, 0 = off [FRAUDSTREAM_MAX_EVENT_SKEW_MS]",
+    )
     group.add_argument("--metrics-host", help="metrics bind address [FRAUDSTREAM_METRICS_HOST]")
     group.add_argument(
         "--metrics-port", type=int, help="metrics port, 0 = any [FRAUDSTREAM_METRICS_PORT]"
@@ -199,6 +204,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "detector__group_id": getattr(args, "group_id", None),
         "detector__batch_size": getattr(args, "batch_size", None),
         "detector__budget_us": getattr(args, "budget_us", None),
+        "detector__max_event_skew_ms": getattr(args, "max_event_skew_ms", None),
         "detector__metrics_host": getattr(args, "metrics_host", None),
         "detector__metrics_port": getattr(args, "metrics_port", None),
     }

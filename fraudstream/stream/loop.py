@@ -31,6 +31,7 @@ from fraudstream.events import (
     encode_score,
 )
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
+from fraudstream.stream.align import Aligner, Source
 from fraudstream.stream.config import client_config
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 from fraudstream.stream.offsets import OffsetTracker, PendingBatch
@@ -63,6 +64,9 @@ class LoopOptions:
     budget_us: int = 1000
     summary_every_s: float = 10.0
     lag_every_s: float = 5.0
+    max_skew_ms: int = 3_600_000  # event-time alignment of the inputs (stream/align.py); 0: off
+    idle_after_s: float = 1.0
+    align_every_s: float = 0.01
 
 
 class DetectorLoop:
@@ -95,6 +99,9 @@ class DetectorLoop:
             # Its own group: every detector process sees every label (one model per process
             # until a trainer role publishes versions).
             self._labels = Consumer({**consumer_config, "group.id": f"{options.group_id}.labels"})
+        self._aligner: Aligner | None = None
+        if options.max_skew_ms > 0:
+            self._aligner = Aligner(options.max_skew_ms, options.idle_after_s)
         self.window = LatencyWindow()
         self.scored = 0  # Scores produced since start (the tests' and the view's progress)
         self._delivery_error: KafkaError | None = None
@@ -110,7 +117,12 @@ class DetectorLoop:
         self._drain(30.0)
         self._commit()
         self._tracker.clear()
+        self._forget(partitions)
         logger.info("revoked partitions=%s", [p.partition for p in partitions])
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        if self._aligner is not None:
+            self._aligner.forget((p.topic, p.partition) for p in partitions)
 
     # -- outputs ------------------------------------------------------------------------
     def _on_delivery(self, batch: PendingBatch, err: KafkaError | None, _msg: Message) -> None:
@@ -160,6 +172,7 @@ class DetectorLoop:
         good_msgs: list[Message] = []
         batch = self._tracker.open(next_offsets)
         cb = partial(self._on_delivery, batch)
+        aligner = self._aligner
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -167,13 +180,18 @@ class DetectorLoop:
                     raise KafkaClientError(f"fatal consumer error: {err}")
                 logger.warning("consumer error=%s", err)
                 continue
-            next_offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+            source = (msg.topic() or "", msg.partition() or 0)
+            next_offsets[source] = (msg.offset() or 0) + 1
             result = decode_transaction(msg.value() or b"", self._limits)
             if isinstance(result, Rejection):
                 self._dead_letter(msg, result, batch, cb)
+                event_ms = None
             else:
                 good.append(result)
                 good_msgs.append(msg)
+                event_ms = result.timestamp_ms
+            if aligner is not None:
+                aligner.observe(source, event_ms)
         self._metrics.batch_size.observe(len(msgs))
         if good:
             scores = self._scorer.score_batch(good, received_ns)
@@ -223,12 +241,17 @@ class DetectorLoop:
             if msg.error() is not None:
                 logger.warning("labels consumer error=%s", msg.error())
                 continue
-            next_offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+            source = (msg.topic() or "", msg.partition() or 0)
+            next_offsets[source] = (msg.offset() or 0) + 1
             result = decode_label(msg.value() or b"", self._limits)
             if isinstance(result, Rejection):
                 self._dead_letter(msg, result, batch, cb)
+                event_ms = None
             else:
                 labels.append(result)
+                event_ms = result.label_time_ms
+            if self._aligner is not None:
+                self._aligner.observe(source, event_ms)
         if labels:
             for outcome, n in self._learner.learn(labels).items():
                 if n:
@@ -275,6 +298,37 @@ class DetectorLoop:
                     max(0, high - tp.offset)
                 )
 
+    def _align(self) -> None:
+        """Pause inputs that run ahead in event time, resume those back within the skew."""
+        aligner = self._aligner
+        assert aligner is not None
+        consumers = {self._topics.transactions: self._consumer}
+        if self._labels is not None:
+            consumers[self._topics.labels] = self._labels
+        positions: dict[Source, int] = {}
+        for consumer in consumers.values():
+            for tp in consumer.position(consumer.assignment()):
+                positions[(tp.topic, tp.partition)] = tp.offset
+
+        def backlog(source: Source) -> bool:
+            consumer = consumers[source[0]]
+            low, high = consumer.get_watermark_offsets(TopicPartition(*source), cached=True)
+            if high < 0:
+                return True  # not known yet: assume there is more
+            position = positions[source]
+            return position < high if position >= 0 else low < high
+
+        plan = aligner.plan(backlog, positions)
+        for sources, action in ((plan.pause, "pause"), (plan.resume, "resume")):
+            by_topic: dict[str, list[TopicPartition]] = {}
+            for topic, partition in sources:
+                by_topic.setdefault(topic, []).append(TopicPartition(topic, partition))
+            for topic, tps in by_topic.items():
+                getattr(consumers[topic], action)(tps)
+        if plan.pause:
+            self._metrics.alignment_pauses.inc(len(plan.pause))
+            logger.debug("aligned pause=%s resume=%s", sorted(plan.pause), sorted(plan.resume))
+
     # -- run ----------------------------------------------------------------------------
     def _next_batch(self) -> list[Message]:
         """What is already fetched (up to ``batch_size``), else the first record to arrive.
@@ -300,9 +354,12 @@ class DetectorLoop:
             [self._topics.transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         if self._labels is not None:
-            self._labels.subscribe([self._topics.labels])
+            self._labels.subscribe(
+                [self._topics.labels], on_revoke=lambda _c, parts: self._forget(parts)
+            )
         next_summary = time.monotonic() + opts.summary_every_s
         next_lag = time.monotonic() + opts.lag_every_s
+        next_align = 0.0
         try:
             while not stop.is_set():
                 msgs = self._next_batch()
@@ -310,7 +367,9 @@ class DetectorLoop:
                 self._health.beat()
                 if msgs:
                     self._handle_transactions(msgs, received_ns)
-                if self._labels is not None:
+                # Aligned, labels wait for the first transaction partitions: until then there
+                # is no event time to read them against.
+                if self._labels is not None and (self._aligner is None or self._health.assigned):
                     label_msgs = self._labels.consume(opts.batch_size, 0)
                     if label_msgs:
                         self._handle_labels(label_msgs)
@@ -319,6 +378,9 @@ class DetectorLoop:
                     raise KafkaClientError(f"output delivery failed: {self._delivery_error}")
                 self._store_released()
                 now = time.monotonic()
+                if self._aligner is not None and now >= next_align:
+                    self._align()
+                    next_align = now + opts.align_every_s
                 if now >= next_lag:
                     self._update_lag()
                     next_lag = now + opts.lag_every_s

@@ -75,6 +75,11 @@ class DetectorMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.alignment_pauses = Counter(
+            "fraudstream_alignment_pauses",
+            "Partitions paused for running ahead of the slowest input in event time",
+            registry=r,
+        )
         self.model_version = Gauge(
             "fraudstream_model_version", "Version id of the model scoring now", registry=r
         )

@@ -112,3 +112,87 @@ def test_valid_records_get_one_score_bad_ones_one_dead_letter_and_flags_follow_s
     stop_at = time.monotonic() + 6
     _run_until(loop2, lambda: time.monotonic() > stop_at, timeout_s=10)
     assert again.seen == []
+
+
+class EventTimeRecorder:
+    """Records the event time of every transaction scored and of every label learned."""
+
+    def __init__(self) -> None:
+        self.tx_ms: list[int] = []
+        self.labels_at: list[tuple[int, int]] = []  # (label_time, newest tx time scored then)
+
+    def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> list[Score]:
+        self.tx_ms.extend(tx.timestamp_ms for tx in batch)
+        return [
+            Score(tx.transaction_id, tx.card_id, 0.0, False, 0.5, "0-test", (), {},
+                  tx.timestamp_ms, 0, 0)
+            for tx in batch
+        ]  # fmt: skip
+
+    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
+        newest = max(self.tx_ms, default=0)
+        self.labels_at.extend((lb.label_time_ms or 0, newest) for lb in labels)
+        return {"applied": len(labels)}
+
+
+@pytest.mark.parametrize("max_skew_ms", [3_600_000, 0], ids=["aligned", "unaligned"])
+def test_a_backlog_is_consumed_in_event_time_order_across_partitions_and_labels(
+    kafka_bootstrap: str, tmp_topic: Callable[..., str], max_skew_ms: int
+) -> None:
+    """A replayed backlog: 3 partitions and a labels topic, each spanning 10 days of event time.
+
+    Aligned, no transaction is scored after one more than (skew + one batch's span) newer, and
+    no label is read far ahead of or behind the transactions; unaligned (the control) librdkafka
+    hands out whole partitions and the skew is days.
+    """
+    day, hour = 86_400_000, 3_600_000
+    topics = TopicSettings(
+        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
+        dead_letters=tmp_topic(),
+    )  # fmt: skip
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
+    per_partition, t0 = 1200, 1_522_540_800_000
+    step = 10 * day // per_partition  # 12 min
+    for p in range(3):
+        for i in range(per_partition):
+            tx = {"transaction_id": f"t{p}-{i}", "card_id": f"c{p}", "amount": 1.0,
+                  "timestamp": t0 + i * step + p}  # fmt: skip
+            producer.produce(topics.transactions, orjson.dumps(tx), partition=p)
+    for i in range(per_partition):  # label times from day 7 on: within the stream's span
+        lb = {"transaction_id": f"t0-{i}", "is_fraud": False, "label_time": t0 + 7 * day + i * step}
+        producer.produce(topics.labels, orjson.dumps(lb))
+    producer.flush(30)
+    recorder = EventTimeRecorder()
+    batch = 50  # one partition's share of a batch spans at most 50 * 12 min = 10 h
+    loop = DetectorLoop(
+        KafkaSettings(bootstrap=kafka_bootstrap), topics, LimitSettings(), recorder, recorder,
+        DetectorMetrics(), HealthState(),
+        LoopOptions(group_id=f"g-{uuid.uuid4().hex[:8]}", batch_size=batch,
+                    max_skew_ms=max_skew_ms, align_every_s=0.0),
+    )  # fmt: skip
+    bound = max_skew_ms + batch * step
+    _run_until(
+        loop,
+        lambda: (
+            len(recorder.tx_ms) >= 3 * per_partition and len(recorder.labels_at) >= per_partition
+        ),
+        timeout_s=90,
+    )
+    assert len(recorder.tx_ms) == 3 * per_partition
+    newest, worst = 0, 0
+    for t in recorder.tx_ms:
+        worst = max(worst, newest - t)
+        newest = max(newest, t)
+    # A label read behind the transactions is late (it misses scores it should have informed);
+    # one read ahead waits for the label watermark, so only the first batch, read before its
+    # time is known, may be far ahead (labels past the transactions' end are read freely).
+    assert len(recorder.labels_at) == per_partition
+    label_lag = max(newest_tx - lt for lt, newest_tx in recorder.labels_at)
+    end = max(recorder.tx_ms)
+    ahead = sum(lt - nt > bound for lt, nt in recorder.labels_at if lt <= end)
+    if max_skew_ms:
+        assert worst <= bound, f"transaction skew {worst / hour:.1f} h"
+        assert label_lag <= bound, f"labels read {label_lag / hour:.1f} h late"
+        assert ahead <= batch
+    else:
+        assert worst > 2 * day
