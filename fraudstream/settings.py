@@ -172,7 +172,7 @@ class DetectorSettings:
     create_topics: bool = True
     partitions: int = 3
     # Inputs ahead of the slowest backlogged input by more than this (event time) are paused.
-    max_event_skew_ms: int = 3_600_000
+    max_event_skew_ms: int = 21_600_000
     idle_source_ms: int = 1000  # an input silent this long holds back no other
 
     def __post_init__(self) -> None:

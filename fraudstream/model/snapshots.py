@@ -2,9 +2,10 @@
 
 At scoring time the exact feature vector is kept under the transaction id, with a TTL equal to
 the longest label delay; when the label arrives the model learns from that snapshot, never from
-recomputed features (which would leak later state into the past). The Redis feature store
-implements :class:`SnapshotStore` in production; :class:`MemorySnapshotStore` serves tests,
-replays and single-process runs.
+recomputed features (which would leak later state into the past). :class:`MemorySnapshotStore`
+is the implementation the detector uses: snapshots live in the detector process, so a restart
+forgets the ones not yet labelled (their labels are then counted as unknown). A store shared by
+processes (a trainer role) implements the same port.
 """
 
 from __future__ import annotations

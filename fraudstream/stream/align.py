@@ -10,7 +10,9 @@ The rule (the same idea as watermark alignment in stream processors): every sour
 event time of its newest record (a transaction's ``time``, a label's ``label_time``). A source
 *holds* the others while it has a backlog and has delivered a record within ``idle_after_s``;
 each source more than ``max_skew_ms`` ahead of the slowest holding source is paused, and resumed
-once it is within the skew again. A caught-up or quiet source holds nobody, so live traffic and
+once it is within the skew again. A topic may be given a longer lead: labels read ahead of the
+transactions only wait in the model's label queue (their watermark) and enter windows shifted by
+the label delay, so they may lead by more; read behind, they would act late. A caught-up or quiet source holds nobody, so live traffic and
 sparse labels are never waited for. The slowest holding source is never paused, so the loop
 always makes progress.
 """
@@ -18,7 +20,7 @@ always makes progress.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = ["Aligner", "Plan", "Source"]
@@ -50,8 +52,10 @@ class Aligner:
         max_skew_ms: int,
         idle_after_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        lead_ms: Mapping[str, int] | None = None,
     ) -> None:
         self._skew = max_skew_ms
+        self._lead = dict(lead_ms or {})  # topic -> how far ahead it may run, if not the skew
         self._idle_after = idle_after_s
         self._clock = clock
         self._sources: dict[Source, _State] = {}
@@ -99,9 +103,14 @@ class Aligner:
             resume = frozenset(self.paused)
             self.paused.clear()
             return Plan(frozenset(), resume)
-        limit = min(holding) + self._skew
-        pause = frozenset(s for s, t in known.items() if t > limit and s not in self.paused)
-        resume = frozenset(s for s in self.paused if known.get(s, limit) <= limit)
+        low = min(holding)
+        lead = self._lead
+
+        def ahead(source: Source, t: int) -> bool:
+            return t > low + lead.get(source[0], self._skew)
+
+        pause = frozenset(s for s, t in known.items() if s not in self.paused and ahead(s, t))
+        resume = frozenset(s for s in self.paused if not ahead(s, known.get(s, low)))
         for source in resume:  # a fresh idle window: it has had no chance to deliver yet
             self._sources[source].progress_at = now
         self.paused = (self.paused | pause) - resume

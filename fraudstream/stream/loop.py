@@ -64,7 +64,8 @@ class LoopOptions:
     budget_us: int = 1000
     summary_every_s: float = 10.0
     lag_every_s: float = 5.0
-    max_skew_ms: int = 3_600_000  # event-time alignment of the inputs (stream/align.py); 0: off
+    max_skew_ms: int = 21_600_000  # event-time alignment of the inputs (stream/align.py); 0: off
+    label_lead_ms: int = 86_400_000  # how far labels may run ahead of the transactions
     idle_after_s: float = 1.0
     align_every_s: float = 0.01
 
@@ -101,7 +102,11 @@ class DetectorLoop:
             self._labels = Consumer({**consumer_config, "group.id": f"{options.group_id}.labels"})
         self._aligner: Aligner | None = None
         if options.max_skew_ms > 0:
-            self._aligner = Aligner(options.max_skew_ms, options.idle_after_s)
+            self._aligner = Aligner(
+                options.max_skew_ms,
+                options.idle_after_s,
+                lead_ms={topics.labels: max(options.label_lead_ms, options.max_skew_ms)},
+            )
         self.window = LatencyWindow()
         self.scored = 0  # Scores produced since start (the tests' and the view's progress)
         self._delivery_error: KafkaError | None = None
