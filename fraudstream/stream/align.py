@@ -12,9 +12,9 @@ event time of its newest record (a transaction's ``time``, a label's ``label_tim
 each source more than ``max_skew_ms`` ahead of the slowest holding source is paused, and resumed
 once it is within the skew again. A topic may be given a longer lead: labels read ahead of the
 transactions only wait in the model's label queue (their watermark) and enter windows shifted by
-the label delay, so they may lead by more; read behind, they would act late. A caught-up or quiet source holds nobody, so live traffic and
-sparse labels are never waited for. The slowest holding source is never paused, so the loop
-always makes progress.
+the label delay, so they may lead by more; read behind, they would act late. A caught-up or
+quiet source holds nobody, so live traffic and sparse labels are never waited for. The slowest
+holding source is never paused, so the loop always makes progress.
 """
 
 from __future__ import annotations
