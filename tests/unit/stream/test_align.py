@@ -99,3 +99,18 @@ def test_forgotten_sources_are_neither_paused_nor_holding() -> None:
     al.forget([A])
     al.observe(B, 10 * HOUR)
     assert not al.plan(lambda s: True, [B]).pause
+
+
+def test_a_topic_with_a_longer_lead_may_run_further_ahead_but_not_behind() -> None:
+    clock = Clock()
+    al = Aligner(max_skew_ms=HOUR, idle_after_s=1.0, clock=clock, lead_ms={"labels": 24 * HOUR})
+    al.observe(A, 0)
+    al.observe(L, 20 * HOUR)  # labels ahead within their lead: read on
+    assert not al.plan(lambda s: True, [A, L]).pause
+    al.observe(L, 30 * HOUR)
+    assert al.plan(lambda s: True, [A, L]).pause == {L}
+    # Behind is another matter: transactions 5 h ahead of backlogged labels wait for them.
+    al2 = Aligner(max_skew_ms=HOUR, idle_after_s=1.0, clock=clock, lead_ms={"labels": 24 * HOUR})
+    al2.observe(L, 0)
+    al2.observe(A, 5 * HOUR)
+    assert al2.plan(lambda s: True, [A, L]).pause == {A}
