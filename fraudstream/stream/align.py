@@ -7,8 +7,8 @@ partition then arrive later than the allowed lateness (and are not placed), and 
 ahead of or behind the transactions act at the wrong point of the stream.
 
 The rule (the same idea as watermark alignment in stream processors): every source reports the
-event time of its newest record (a transaction's ``timestamp_ms``, a label's ``label_time``). A source
-*holds* the others while it has a backlog and has delivered a record within ``idle_after_s``;
+event time of its newest record (a transaction's ``timestamp_ms``, a label's ``label_time``). A
+source *holds* the others while it has a backlog and has delivered a record within ``idle_after_s``;
 each source more than ``max_skew_ms`` ahead of the slowest holding source is paused, and resumed
 once it is within the skew again. A topic may be given a longer lead: labels read ahead of the
 transactions only wait in the model's label queue (their watermark) and enter windows shifted by
