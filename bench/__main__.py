@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import features
+from bench import features, latency
 from bench.quality import cost, learn, pipeline, replay, report
 
 _BENCHES = {
     "features": features.main,
+    "latency": latency.main,
     "quality": pipeline.main,
     "quality-replay": replay.main,
     "quality-offline": learn.main,

@@ -95,6 +95,7 @@ def publish_stream(
     on_progress: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    start: float | None = None,
 ) -> PublishStats:
     """Publish wire transactions (with ``is_fraud``) and their labels.
 
@@ -103,10 +104,13 @@ def publish_stream(
     for every transaction is published once the *event time* of the stream reaches the
     transaction's time plus the delay (so a replay at any rate releases labels at the same point
     of the stream); ``label_time`` is that due time. With ``rate`` set, transactions are paced
-    open-loop at that many per second.
+    open-loop at that many per second: record ``i`` is due at ``start + i / rate`` on ``clock``
+    (``start`` defaults to now; a benchmark passes its own to measure from the intended send
+    time), and a publisher that falls behind sends at once, never shifting the schedule.
     """
     pending: list[tuple[int, str, bytes, bytes]] = []  # (due_ms, tx id, key, label bytes)
-    start = clock()
+    if start is None:
+        start = clock()
     interval = 1.0 / rate if rate else 0.0
     stats = publisher.stats
     for i, record in enumerate(records):
