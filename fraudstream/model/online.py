@@ -115,16 +115,21 @@ class FraudModel:
         """
         steps = getattr(self.pipeline, "steps", None)
         final = self.pipeline[list(steps)[-1]] if steps else self.pipeline
-        weights = getattr(final, "weights", None)
+        # One weight per present key: the averaged model's full weight table costs thousands of
+        # decays (milliseconds), a flagged score needs a few dozen.
+        weight = getattr(final, "weight", None)
+        if weight is None:
+            weights = getattr(final, "weights", None)
+            weight = None if weights is None else (lambda key: weights.get(key, 0.0))
         contrib: dict[str, float] = {}
         values = dict(x)
         if steps and isinstance(self.pipeline[next(iter(steps))], TerminalFrauds):
             values = self.pipeline[next(iter(steps))].transform_one(values)  # derived features
-        if weights is not None:
+        if weight is not None:
             for key, value in self.pipeline.transform_one(x).items():
                 # "name|k" is a bin of name; "a|i*b|j" a cell of two bins, shared by both.
                 parts = key.split("*")
-                share = weights.get(key, 0.0) * value / len(parts)
+                share = weight(key) * value / len(parts)
                 for part in parts:
                     base = part.split("|", 1)[0]
                     contrib[base] = contrib.get(base, 0.0) + share

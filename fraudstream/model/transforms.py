@@ -75,14 +75,30 @@ class LogScale(base.Transformer):
     def transform_one(self, x: dict[FeatureName, Any]) -> dict[FeatureName, Any]:
         """Return a new dict with the heavy-tailed values compressed."""
         out: dict[FeatureName, Any] = {}
+        kinds = _LOG_KINDS
+        log1p = math.log1p
         for name, value in _named(x).items():
-            if name.startswith(_SIGNED):
-                out[name] = squash(value)
-            elif is_heavy_tailed(name):
-                out[name] = math.log1p(value) if value > 0.0 else 0.0
-            else:
+            kind = kinds.get(name)
+            if kind is None:
+                kind = kinds[name] = _log_kind(name)
+            if kind == 0:
                 out[name] = value
+            elif kind == 1:
+                out[name] = log1p(value) if value > 0.0 else 0.0
+            else:
+                out[name] = squash(value)
         return out
+
+
+# Feature name -> 0 as is, 1 log1p, 2 squash: names are few and fixed, the prefix tests are not
+# free, so each name is classified once per process (a cache, not state: never pickled).
+_LOG_KINDS: dict[str, int] = {}
+
+
+def _log_kind(name: str) -> int:
+    if name.startswith(_SIGNED):
+        return 2
+    return 1 if is_heavy_tailed(name) else 0
 
 
 def quantile_edges(values: list[float], n_bins: int) -> list[float]:
@@ -178,12 +194,28 @@ class TerminalFrauds(base.Transformer):
         """Return ``x`` plus ``frauds_<w>_by_terminal_<delay>`` for each risk/count pair."""
         out = dict(x)
         xs = _named(x)
+        pairs = _FRAUD_PAIRS
         for name, risk in xs.items():
-            if name.startswith("risk_") and "_by_terminal" in name:
-                count = xs.get("tx_count_" + name[len("risk_") :])
+            pair = pairs.get(name, _UNSEEN)
+            if pair is _UNSEEN:
+                pair = pairs[name] = _fraud_pair(name)
+            if pair is not None:
+                count = xs.get(pair[0])
                 if count is not None:
-                    out["frauds_" + name[len("risk_") :]] = risk * count
+                    out[pair[1]] = risk * count
         return out
+
+
+_UNSEEN = ("", "")
+# Risk feature name -> (its count's name, the frauds name), None for other names (a cache).
+_FRAUD_PAIRS: dict[str, tuple[str, str] | None] = {}
+
+
+def _fraud_pair(name: str) -> tuple[str, str] | None:
+    if name.startswith("risk_") and "_by_terminal" in name:
+        rest = name[len("risk_") :]
+        return "tx_count_" + rest, "frauds_" + rest
+    return None
 
 
 class QuantileBins(base.SupervisedTransformer):
@@ -246,13 +278,29 @@ class QuantileBins(base.SupervisedTransformer):
         if not edges:
             return out
         binned: dict[str, int] = {}
+        names = _BIN_NAMES
         for name, value in _named(x).items():
             cuts = edges.get(name)
             if cuts:
                 k = binned[name] = bisect_right(cuts, value)
-                out[f"{name}|{k}"] = 1.0
+                key = (name, k)
+                bin_name = names.get(key)
+                if bin_name is None:
+                    bin_name = names[key] = f"{name}|{k}"
+                out[bin_name] = 1.0
+        crosses = _CROSS_NAMES
         for a, b in getattr(self, "crosses", None) or ():  # absent in pre-cross checkpoints
             i, j = binned.get(a), binned.get(b)
             if i is not None and j is not None:
-                out[f"{a}|{i}*{b}|{j}"] = 1.0
+                ckey = (a, i, b, j)
+                cross = crosses.get(ckey)
+                if cross is None:
+                    cross = crosses[ckey] = f"{a}|{i}*{b}|{j}"
+                out[cross] = 1.0
         return out
+
+
+# Interned indicator names: (feature, bin) and (a, i, b, j) -> "a|i*b|j". Bounded by features x
+# bins and crossed pairs x bins^2 (a few tens of thousands); a cache, never pickled.
+_BIN_NAMES: dict[tuple[str, int], str] = {}
+_CROSS_NAMES: dict[tuple[str, int, str, int], str] = {}

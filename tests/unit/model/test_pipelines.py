@@ -30,6 +30,8 @@ def test_lazy_average_equals_eager_average() -> None:
     assert set(got) == set(eager)
     for name, value in eager.items():
         assert math.isclose(got[name], value, rel_tol=1e-9, abs_tol=1e-12)
+    assert all(lazy.weight(name) == got[name] for name in got)  # one weight, as in the table
+    assert lazy.weight("unseen") == 0.0
     x = {"f0": 1.0, "f3": 0.5, "unseen": 2.0}
     z = eager_b + eager["f0"] + 0.5 * eager["f3"]
     assert math.isclose(lazy.predict_proba_one(x)[True], 1 / (1 + math.exp(-z)), rel_tol=1e-9)
