@@ -251,7 +251,7 @@ def build(settings: Settings) -> Runtime:
         settings.kafka, settings.topics, settings.limits, detector, detector, metrics, health,
         LoopOptions(group_id=d.group_id, batch_size=d.batch_size,
                     poll_timeout_s=d.poll_timeout_ms / 1000, budget_us=d.budget_us,
-                    summary_every_s=d.summary_every_s, max_skew_ms=d.max_event_skew_ms,
-                    idle_after_s=d.idle_source_ms / 1000),
+                    summary_every_s=d.summary_every_s, align=d.align_inputs,
+                    max_skew_ms=d.max_event_skew_ms, idle_after_s=d.idle_source_ms / 1000),
     )  # fmt: skip
     return Runtime(loop, detector, metrics, health)

@@ -186,7 +186,7 @@ def _detector_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-event-skew-ms",
         type=int,
-        help="pause inputs this far ahead in event time, 0 = off [FRAUDSTREAM_MAX_EVENT_SKEW_MS]",
+        help="event-time skew allowed between input partitions [FRAUDSTREAM_MAX_EVENT_SKEW_MS]",
     )
     group.add_argument("--metrics-host", help="metrics bind address [FRAUDSTREAM_METRICS_HOST]")
     group.add_argument(

@@ -171,9 +171,11 @@ class DetectorSettings:
     metrics_port: int = 9108
     create_topics: bool = True
     partitions: int = 3
-    # Inputs ahead of the slowest backlogged input by more than this (event time) are paused.
+    # Event-time alignment of the inputs (stream/align.py): transactions processed in event-time
+    # order across partitions (within the skew) and never ahead of the labels due by then.
+    align_inputs: bool = True
     max_event_skew_ms: int = 21_600_000
-    idle_source_ms: int = 1000  # an input silent this long holds back no other
+    idle_source_ms: int = 5000  # an input silent this long holds back no other
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.budget_us < 1:
@@ -305,6 +307,7 @@ _ENV_FIELDS: dict[str, tuple[str, str]] = {
     "METRICS_PORT": ("detector", "metrics_port"),
     "CREATE_TOPICS": ("detector", "create_topics"),
     "PARTITIONS": ("detector", "partitions"),
+    "ALIGN_INPUTS": ("detector", "align_inputs"),
     "MAX_EVENT_SKEW_MS": ("detector", "max_event_skew_ms"),
     "IDLE_SOURCE_MS": ("detector", "idle_source_ms"),
     "MODEL_NAME": ("model", "name"),

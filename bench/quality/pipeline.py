@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scores-out", type=Path, default=None, help="SCORES.jsonl")
     parser.add_argument("--test-start", default=None)
     parser.add_argument("--test-end", default=None)
+    parser.add_argument("--results", default=None, help="results directory")
     parser.add_argument(
         "--partitions",
         type=int,
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     report_args = ["--input", str(args.input), "--scores", str(scores_out)]
     if args.out is not None:
         report_args += ["--out", str(args.out)]
+    if args.results is not None:
+        report_args += ["--results", args.results]
     if args.test_start:
         report_args += ["--test-start", args.test_start]
         if args.test_end:

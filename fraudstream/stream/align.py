@@ -1,118 +1,196 @@
-"""Event-time alignment of the detector's inputs (transaction partitions and label partitions).
+"""Event-time alignment of the detector's inputs: transaction partitions merged, labels level.
 
 Features and the model's label watermark assume the inputs advance together in event time. Live,
-they do. In a replay or after downtime each partition has a backlog and is consumed at its own
-pace, so one partition can run days ahead of another: a terminal's transactions from the slow
-partition then arrive later than the allowed lateness (and are not placed), and labels read
-ahead of or behind the transactions act at the wrong point of the stream.
+they do. In a replay or after downtime every partition has a backlog and librdkafka hands out
+whole fetched chunks of one partition at a time, so one partition can run days ahead of another:
+a terminal's transactions from the slow partition then arrive later than the allowed lateness
+(and are not placed), and labels read behind the transactions act late (a terminal's recent
+frauds are missing from its risk).
 
-The rule (the same idea as watermark alignment in stream processors): every source reports the
-event time of its newest record (a transaction's ``timestamp_ms``, a label's ``label_time``). A
-source *holds* the others while it has a backlog and has delivered a record within ``idle_after_s``;
-each source more than ``max_skew_ms`` ahead of the slowest holding source is paused, and resumed
-once it is within the skew again. A topic may be given a longer lead: labels read ahead of the
-transactions only wait in the model's label queue (their watermark) and enter windows shifted by
-the label delay, so they may lead by more; read behind, they would act late. A caught-up or
-quiet source holds nobody, so live traffic and sparse labels are never waited for. The slowest
-holding source is never paused, so the loop always makes progress.
+:class:`EventTimeMerge` fixes the order the detector *processes* records in, not the order it
+reads them. Consumed transactions wait in one queue per partition and are released in
+event-time order (a k-way merge). A source *holds* the merge while it has a backlog on the broker
+and nothing queued: nothing later than its newest event time plus its allowance may be released,
+since its next record could be earlier. The allowance is ``max_skew_ms`` for transaction
+partitions (so live traffic, where partitions advance together, never waits) and 0 for label
+partitions: a transaction is processed only once every label due by its time was read, as live.
+Labels are processed as soon as they are read (one read early only waits for its watermark and
+enters windows shifted by the label delay), but a label partition more than ``label_lead_ms``
+ahead of the transactions is paused, and so is a transaction partition with more than
+``queue_cap`` records queued. A caught-up source, or one silent for ``idle_after_s``, holds
+nothing.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-__all__ = ["Aligner", "Plan", "Source"]
+__all__ = ["EventTimeMerge", "Plan", "Source"]
 
 Source = tuple[str, int]  # (topic, partition)
-_EARLIEST = -(2**62)  # the event time assumed for a source that has not delivered yet
+T = TypeVar("T")
+_EARLIEST = -(2**62)  # a record without event time is released as soon as it is at the head
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to change: sources to pause and sources to resume."""
+    """Partitions to pause and to resume."""
 
     pause: frozenset[Source]
     resume: frozenset[Source]
 
 
 @dataclass(slots=True)
-class _State:
-    event_ms: int | None = None  # newest event time seen; None until a timed record arrives
-    progress_at: float = 0.0  # clock of the last record (or of the first sighting)
-    untimed: bool = False  # delivered records without event time: it holds nobody
+class _State(Generic[T]):
+    merged: bool  # a queued (transaction) source; label sources are only observed
+    queue: deque[tuple[int, T]] = field(default_factory=deque)
+    event_ms: int | None = None  # newest event time read
+    progress_at: float = 0.0  # clock of the last record read (or of the first sighting)
+    untimed: bool = False  # read records, none with an event time: it holds nobody
 
 
-class Aligner:
-    """Decides which sources to pause so that none runs ahead of the slowest by more than a skew."""
+class EventTimeMerge(Generic[T]):
+    """Releases queued transaction records in event-time order; see the module docstring."""
 
     def __init__(
         self,
+        labels_topic: str | None,
         max_skew_ms: int,
-        idle_after_s: float = 1.0,
+        label_lead_ms: int = 86_400_000,
+        idle_after_s: float = 5.0,
+        queue_cap: int = 5000,
         clock: Callable[[], float] = time.monotonic,
-        lead_ms: Mapping[str, int] | None = None,
     ) -> None:
+        self._labels_topic = labels_topic
         self._skew = max_skew_ms
-        self._lead = dict(lead_ms or {})  # topic -> how far ahead it may run, if not the skew
+        self._lead = label_lead_ms
         self._idle_after = idle_after_s
+        self._cap = queue_cap
         self._clock = clock
-        self._sources: dict[Source, _State] = {}
+        self._sources: dict[Source, _State[T]] = {}
         self.paused: set[Source] = set()
-        self.pauses = 0  # times a source was paused (exported as a metric)
+        self.released_ms = _EARLIEST  # newest event time released
+        self.pauses = 0  # partitions paused so far (a metric)
 
-    def observe(self, source: Source, event_ms: int | None) -> None:
-        """A record from ``source``; ``event_ms`` None for a record without event time."""
+    def _state(self, source: Source) -> _State[T]:
         state = self._sources.get(source)
         if state is None:
-            state = self._sources[source] = _State()
+            merged = source[0] != self._labels_topic
+            state = self._sources[source] = _State(merged, progress_at=self._clock())
+        return state
+
+    def add(self, source: Source, event_ms: int | None, item: T) -> None:
+        """Queue a transaction record (``event_ms`` None: a record to dead-letter)."""
+        self.observe(source, event_ms)
+        self._sources[source].queue.append((_EARLIEST if event_ms is None else event_ms, item))
+
+    def observe(self, source: Source, event_ms: int | None) -> None:
+        """A record was read from ``source`` (a label: processed at once, not queued)."""
+        state = self._state(source)
         state.progress_at = self._clock()
-        if event_ms is None:  # only untimed records so far: it holds nobody
+        if event_ms is None:
             state.untimed = state.event_ms is None
         elif state.event_ms is None or event_ms > state.event_ms:
             state.event_ms, state.untimed = event_ms, False
 
-    def forget(self, sources: Iterable[Source]) -> None:
-        """Sources no longer assigned (a rebalance): they neither hold nor stay paused."""
+    def reference_ms(self) -> int:
+        """The transactions' event time labels are read against: the newest released, else the
+        earliest read; 2**62 before any transaction was read."""
+        if self.released_ms > _EARLIEST:
+            return self.released_ms
+        read = [s.event_ms for s in self._sources.values() if s.merged and s.event_ms is not None]
+        return min(read, default=2**62)
+
+    def queued(self) -> int:
+        """Records waiting."""
+        return sum(len(s.queue) for s in self._sources.values())
+
+    def forget(self, sources: Iterable[Source]) -> int:
+        """Drop revoked sources and their queued records (uncommitted: the next owner reads
+        them again). Returns how many records were dropped."""
+        dropped = 0
         for source in sources:
-            self._sources.pop(source, None)
+            state = self._sources.pop(source, None)
+            if state is not None:
+                dropped += len(state.queue)
             self.paused.discard(source)
+        return dropped
 
-    def plan(self, backlog: Callable[[Source], bool], assigned: Iterable[Source]) -> Plan:
-        """Pauses and resumes for the ``assigned`` sources; ``backlog(s)`` tells if s has more."""
-        now = self._clock()
-        holding: list[int] = []
-        known: dict[Source, int] = {}
+    def _cheap_bound(self, source: Source, state: _State[T]) -> int | None:
+        """How far ``source`` would let the merge go if it has a backlog; None: no limit."""
+        if state.queue or self._clock() - state.progress_at > self._idle_after:
+            return None
+        if state.event_ms is None:
+            # Nothing timed read yet: its first record could be the earliest, unless it only
+            # ever delivered records without event time (those never hold anyone).
+            return None if state.untimed else _EARLIEST
+        return state.event_ms + (self._skew if state.merged else 0)
+
+    def release(self, backlog: Callable[[Source], bool], limit: int) -> list[T]:
+        """Up to ``limit`` queued records in event-time order, as far as the holders allow.
+
+        ``backlog(source)``: whether the broker has more for ``source`` than was read; asked
+        only of a source that would actually hold a record back.
+        """
+        holders: list[tuple[int, Source]] = []
+        for source, state in self._sources.items():
+            cheap = self._cheap_bound(source, state)
+            if cheap is not None:
+                holders.append((cheap, source))
+        heapq.heapify(holders)
+        heads = [(st.queue[0][0], s) for s, st in self._sources.items() if st.queue]
+        heapq.heapify(heads)
+        out: list[T] = []
+        while heads and len(out) < limit:
+            event_ms, source = heads[0]
+            while holders and event_ms > holders[0][0]:
+                holder = holders[0][1]
+                if holder in self.paused or backlog(holder):
+                    return out  # it may still deliver something earlier: wait for it
+                heapq.heappop(holders)  # caught up: it holds nothing
+            state = self._sources[source]
+            out.append(state.queue.popleft()[1])
+            if event_ms > self.released_ms:
+                self.released_ms = event_ms
+            if state.queue:
+                heapq.heapreplace(heads, (state.queue[0][0], source))
+            else:
+                heapq.heappop(heads)
+                cheap = self._cheap_bound(source, state)  # emptied: it may hold from now on
+                if cheap is not None:
+                    heapq.heappush(holders, (cheap, source))
+        return out
+
+    def plan(self, assigned: Iterable[Source], backlog: Callable[[Source], bool]) -> Plan:
+        """Pause transaction partitions over the queue cap and labels too far ahead; resume
+        the others. Once no transaction partition has anything left to read or release, labels
+        are ahead of nothing: none is paused."""
+        assigned = list(assigned)
+        tx_pending = any(
+            (state := self._state(s)).merged and (state.queue or s in self.paused or backlog(s))
+            for s in assigned
+        )
+        want: set[Source] = set()
         for source in assigned:
-            state = self._sources.get(source)
-            if state is None:
-                state = self._sources[source] = _State(progress_at=now)
-            if state.untimed:
-                continue
-            if state.event_ms is not None:
-                known[source] = state.event_ms
-            # A paused source has a backlog by construction and no progress because of us. A
-            # backlogged source yet to deliver its first record holds everyone (its time could
-            # be the earliest) until it delivers or falls idle.
-            if source in self.paused or (
-                now - state.progress_at <= self._idle_after and backlog(source)
+            state = self._state(source)
+            if state.merged:
+                if len(state.queue) >= self._cap or (
+                    source in self.paused and len(state.queue) > self._cap // 2
+                ):
+                    want.add(source)
+            elif (
+                tx_pending
+                and state.event_ms is not None
+                and state.event_ms > self.reference_ms() + self._lead
             ):
-                holding.append(_EARLIEST if state.event_ms is None else state.event_ms)
-        if not holding:  # nothing has a backlog (a paused source would hold): resume all
-            resume = frozenset(self.paused)
-            self.paused.clear()
-            return Plan(frozenset(), resume)
-        low = min(holding)
-        lead = self._lead
-
-        def ahead(source: Source, t: int) -> bool:
-            return t > low + lead.get(source[0], self._skew)
-
-        pause = frozenset(s for s, t in known.items() if s not in self.paused and ahead(s, t))
-        resume = frozenset(s for s in self.paused if not ahead(s, known.get(s, low)))
-        for source in resume:  # a fresh idle window: it has had no chance to deliver yet
-            self._sources[source].progress_at = now
+                want.add(source)
+        pause = frozenset(want - self.paused)
+        resume = frozenset(s for s in self.paused - want if s in self._sources)
         self.paused = (self.paused | pause) - resume
         self.pauses += len(pause)
         return Plan(pause, resume)

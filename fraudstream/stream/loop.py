@@ -31,7 +31,7 @@ from fraudstream.events import (
     encode_score,
 )
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
-from fraudstream.stream.align import Aligner, Source
+from fraudstream.stream.align import EventTimeMerge, Source
 from fraudstream.stream.config import client_config
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 from fraudstream.stream.offsets import OffsetTracker, PendingBatch
@@ -40,6 +40,8 @@ from fraudstream.stream.summary import LatencyWindow
 __all__ = ["BatchScorer", "DetectorLoop", "LabelLearner", "LoopOptions"]
 
 logger = logging.getLogger(__name__)
+
+_Entry = tuple[Message, Transaction | Rejection, int]  # consumed record, decoded, consumed at
 
 
 class BatchScorer(Protocol):
@@ -64,10 +66,11 @@ class LoopOptions:
     budget_us: int = 1000
     summary_every_s: float = 10.0
     lag_every_s: float = 5.0
-    max_skew_ms: int = 21_600_000  # event-time alignment of the inputs (stream/align.py); 0: off
+    align: bool = True  # event-time alignment of the inputs (stream/align.py)
+    max_skew_ms: int = 21_600_000
     label_lead_ms: int = 86_400_000  # how far labels may run ahead of the transactions
-    idle_after_s: float = 1.0
-    align_every_s: float = 0.01
+    idle_after_s: float = 5.0
+    queue_cap: int = 5000  # records queued per partition before it is paused
 
 
 class DetectorLoop:
@@ -100,12 +103,14 @@ class DetectorLoop:
             # Its own group: every detector process sees every label (one model per process
             # until a trainer role publishes versions).
             self._labels = Consumer({**consumer_config, "group.id": f"{options.group_id}.labels"})
-        self._aligner: Aligner | None = None
-        if options.max_skew_ms > 0:
-            self._aligner = Aligner(
+        self._merge: EventTimeMerge[_Entry] | None = None
+        if options.align:
+            self._merge = EventTimeMerge(
+                topics.labels if learner is not None else None,
                 options.max_skew_ms,
+                options.label_lead_ms,
                 options.idle_after_s,
-                lead_ms={topics.labels: max(options.label_lead_ms, options.max_skew_ms)},
+                options.queue_cap,
             )
         self.window = LatencyWindow()
         self.scored = 0  # Scores produced since start (the tests' and the view's progress)
@@ -126,8 +131,10 @@ class DetectorLoop:
         logger.info("revoked partitions=%s", [p.partition for p in partitions])
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
-        if self._aligner is not None:
-            self._aligner.forget((p.topic, p.partition) for p in partitions)
+        if self._merge is not None:
+            dropped = self._merge.forget((p.topic, p.partition) for p in partitions)
+            if dropped:
+                logger.info("dropped queued records of revoked partitions count=%d", dropped)
 
     # -- outputs ------------------------------------------------------------------------
     def _on_delivery(self, batch: PendingBatch, err: KafkaError | None, _msg: Message) -> None:
@@ -171,13 +178,10 @@ class DetectorLoop:
         self._metrics.dead_letters.labels(topic, rejection.reason).inc()
 
     # -- batches ------------------------------------------------------------------------
-    def _handle_transactions(self, msgs: list[Message], received_ns: int) -> None:
-        next_offsets: dict[tuple[str, int], int] = {}
-        good: list[Transaction] = []
-        good_msgs: list[Message] = []
-        batch = self._tracker.open(next_offsets)
-        cb = partial(self._on_delivery, batch)
-        aligner = self._aligner
+    def _read_transactions(self, msgs: list[Message], received_ns: int) -> list[_Entry]:
+        """Decode a consumed batch (consumer errors are logged and skipped)."""
+        entries: list[_Entry] = []
+        limits = self._limits
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -185,19 +189,25 @@ class DetectorLoop:
                     raise KafkaClientError(f"fatal consumer error: {err}")
                 logger.warning("consumer error=%s", err)
                 continue
-            source = (msg.topic() or "", msg.partition() or 0)
-            next_offsets[source] = (msg.offset() or 0) + 1
-            result = decode_transaction(msg.value() or b"", self._limits)
+            entries.append((msg, decode_transaction(msg.value() or b"", limits), received_ns))
+        return entries
+
+    def _handle_transactions(self, entries: list[_Entry]) -> None:
+        """Dead-letter the rejected, score the valid, produce; offsets follow delivery."""
+        next_offsets: dict[tuple[str, int], int] = {}
+        good: list[Transaction] = []
+        good_msgs: list[Message] = []
+        batch = self._tracker.open(next_offsets)
+        cb = partial(self._on_delivery, batch)
+        received_ns = min(e[2] for e in entries)  # a record that waited in the merge counts it
+        for msg, result, _ in entries:
+            next_offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
             if isinstance(result, Rejection):
                 self._dead_letter(msg, result, batch, cb)
-                event_ms = None
             else:
                 good.append(result)
                 good_msgs.append(msg)
-                event_ms = result.timestamp_ms
-            if aligner is not None:
-                aligner.observe(source, event_ms)
-        self._metrics.batch_size.observe(len(msgs))
+        self._metrics.batch_size.observe(len(entries))
         if good:
             scores = self._scorer.score_batch(good, received_ns)
             self._publish_scores(scores, good_msgs, batch, cb, received_ns)
@@ -255,8 +265,8 @@ class DetectorLoop:
             else:
                 labels.append(result)
                 event_ms = result.label_time_ms
-            if self._aligner is not None:
-                self._aligner.observe(source, event_ms)
+            if self._merge is not None:
+                self._merge.observe(source, event_ms)
         if labels:
             for outcome, n in self._learner.learn(labels).items():
                 if n:
@@ -303,27 +313,28 @@ class DetectorLoop:
                     max(0, high - tp.offset)
                 )
 
-    def _align(self) -> None:
-        """Pause inputs that run ahead in event time, resume those back within the skew."""
-        aligner = self._aligner
-        assert aligner is not None
+    def _consumers(self) -> dict[str, Consumer]:
         consumers = {self._topics.transactions: self._consumer}
         if self._labels is not None:
             consumers[self._topics.labels] = self._labels
-        positions: dict[Source, int] = {}
-        for consumer in consumers.values():
-            for tp in consumer.position(consumer.assignment()):
-                positions[(tp.topic, tp.partition)] = tp.offset
+        return consumers
+
+    def _release(self, merge: EventTimeMerge[_Entry]) -> list[_Entry]:
+        """Queued transactions the merge lets through now, and pauses/resumes it asks for."""
+        consumers = self._consumers()
 
         def backlog(source: Source) -> bool:
             consumer = consumers[source[0]]
-            low, high = consumer.get_watermark_offsets(TopicPartition(*source), cached=True)
+            tp = TopicPartition(*source)
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:
                 return True  # not known yet: assume there is more
-            position = positions[source]
+            position = consumer.position([tp])[0].offset
             return position < high if position >= 0 else low < high
 
-        plan = aligner.plan(backlog, positions)
+        released = merge.release(backlog, self._options.batch_size)
+        assigned = [(tp.topic, tp.partition) for c in consumers.values() for tp in c.assignment()]
+        plan = merge.plan(assigned, backlog)
         for sources, action in ((plan.pause, "pause"), (plan.resume, "resume")):
             by_topic: dict[str, list[TopicPartition]] = {}
             for topic, partition in sources:
@@ -333,6 +344,7 @@ class DetectorLoop:
         if plan.pause:
             self._metrics.alignment_pauses.inc(len(plan.pause))
             logger.debug("aligned pause=%s resume=%s", sorted(plan.pause), sorted(plan.resume))
+        return released
 
     # -- run ----------------------------------------------------------------------------
     def _next_batch(self) -> list[Message]:
@@ -364,28 +376,34 @@ class DetectorLoop:
             )
         next_summary = time.monotonic() + opts.summary_every_s
         next_lag = time.monotonic() + opts.lag_every_s
-        next_align = 0.0
+        merge = self._merge
         try:
             while not stop.is_set():
                 msgs = self._next_batch()
                 received_ns = time.perf_counter_ns()
                 self._health.beat()
-                if msgs:
-                    self._handle_transactions(msgs, received_ns)
-                # Aligned, labels wait for the first transaction partitions: until then there
+                entries = self._read_transactions(msgs, received_ns) if msgs else []
+                # Labels first: a transaction is released only once the labels due by its time
+                # were read. Aligned, labels wait for the first transactions: until then there
                 # is no event time to read them against.
-                if self._labels is not None and (self._aligner is None or self._health.assigned):
+                if merge is not None:
+                    for entry in entries:
+                        msg, result = entry[0], entry[1]
+                        event_ms = None if isinstance(result, Rejection) else result.timestamp_ms
+                        merge.add((msg.topic() or "", msg.partition() or 0), event_ms, entry)
+                if self._labels is not None and (merge is None or merge.reference_ms() < 2**62):
                     label_msgs = self._labels.consume(opts.batch_size, 0)
                     if label_msgs:
                         self._handle_labels(label_msgs)
+                if merge is not None:
+                    entries = self._release(merge)
+                if entries:
+                    self._handle_transactions(entries)
                 self._producer.poll(0)
                 if self._delivery_error is not None:
                     raise KafkaClientError(f"output delivery failed: {self._delivery_error}")
                 self._store_released()
                 now = time.monotonic()
-                if self._aligner is not None and now >= next_align:
-                    self._align()
-                    next_align = now + opts.align_every_s
                 if now >= next_lag:
                     self._update_lag()
                     next_lag = now + opts.lag_every_s

@@ -1,8 +1,8 @@
-"""Event-time alignment: which inputs are paused, and that the slowest one never is."""
+"""Event-time merge: transactions released in event-time order, never ahead of due labels."""
 
 from __future__ import annotations
 
-from fraudstream.stream.align import Aligner
+from fraudstream.stream.align import EventTimeMerge
 
 HOUR = 3_600_000
 A, B, L = ("tx", 0), ("tx", 1), ("labels", 0)
@@ -16,101 +16,109 @@ class Clock:
         return self.now
 
 
-def _aligner(clock: Clock) -> Aligner:
-    return Aligner(max_skew_ms=HOUR, idle_after_s=1.0, clock=clock)
+def _merge(clock: Clock, skew: int = 0, cap: int = 100) -> EventTimeMerge[str]:
+    return EventTimeMerge("labels", skew, label_lead_ms=24 * HOUR, idle_after_s=5.0,
+                          queue_cap=cap, clock=clock)  # fmt: skip
 
 
-def test_a_source_ahead_of_a_backlogged_one_is_paused_and_resumed_when_it_catches_up() -> None:
+def _always(_source: tuple[str, int]) -> bool:
+    return True
+
+
+def _never(_source: tuple[str, int]) -> bool:
+    return False
+
+
+def test_queued_partitions_are_released_in_event_time_order() -> None:
+    m = _merge(Clock())
+    for t in (1, 4, 6):
+        m.add(A, t * HOUR, f"a{t}")
+    for t in (2, 3, 5):
+        m.add(B, t * HOUR, f"b{t}")
+    # Both have more on the broker: only up to where the first emptied queue's time allows.
+    assert m.release(_always, 100) == ["a1", "b2", "b3", "a4", "b5"]
+    assert m.queued() == 1  # a6 waits: B could still deliver something before 6 h
+    assert m.release(_never, 100) == ["a6"]  # B caught up: nothing can come before it
+
+
+def test_a_partition_with_a_backlog_and_nothing_read_holds_everything() -> None:
+    m = _merge(Clock())
+    m.plan([A, B], _always)  # both assigned
+    m.add(A, HOUR, "a1")
+    assert m.release(_always, 100) == []  # B's first record could be the earliest
+    assert m.release(_never, 100) == ["a1"]
+
+
+def test_the_skew_lets_a_partition_run_ahead_of_a_holding_one() -> None:
+    m = _merge(Clock(), skew=2 * HOUR)
+    m.add(B, 0, "b0")
+    assert m.release(_always, 100) == ["b0"]  # B emptied, holds from 0 + 2 h
+    m.add(A, HOUR, "a1")
+    m.add(A, 3 * HOUR, "a3")
+    assert m.release(_always, 100) == ["a1"]
+
+
+def test_transactions_wait_for_labels_due_before_them() -> None:
+    m = _merge(Clock())
+    m.observe(L, 5 * HOUR)  # labels read up to label time 5 h, more on the broker
+    m.add(A, 4 * HOUR, "a4")
+    m.add(A, 6 * HOUR, "a6")
+    assert m.release(lambda s: s == L, 100) == ["a4"]
+    m.observe(L, 7 * HOUR)
+    assert m.release(lambda s: s == L, 100) == ["a6"]
+
+
+def test_caught_up_or_silent_sources_hold_nothing() -> None:
     clock = Clock()
-    al = _aligner(clock)
-    al.observe(A, 0)
-    al.observe(B, 5 * HOUR)
-    plan = al.plan(lambda s: True, [A, B])
-    assert plan.pause == {B}
-    assert not plan.resume
-    assert al.paused == {B}
-    assert al.pauses == 1
-    # A advances to within the skew of B: B resumes; A is never paused.
-    al.observe(A, 4 * HOUR + 1)
-    plan = al.plan(lambda s: True, [A, B])
-    assert plan.resume == {B}
-    assert not plan.pause
-    assert not al.paused
+    m = _merge(clock)
+    m.observe(L, 0)  # sparse labels, live: far behind, nothing more on the broker
+    m.add(A, 100 * HOUR, "a")
+    assert m.release(lambda s: s != L, 100) == ["a"]
+    m.add(A, 101 * HOUR, "b")
+    assert m.release(_always, 100) == []  # L says it has a backlog...
+    clock.now = 6.0  # ...but delivered nothing for longer than the idle time
+    assert m.release(_always, 100) == ["b"]
 
 
-def test_within_the_skew_nothing_is_paused() -> None:
-    clock = Clock()
-    al = _aligner(clock)
-    al.observe(A, 0)
-    al.observe(B, HOUR)  # exactly the skew: allowed
-    assert not al.plan(lambda s: True, [A, B]).pause
+def test_records_without_event_time_are_released_at_once_and_hold_nobody() -> None:
+    m = _merge(Clock())
+    m.add(A, 5 * HOUR, "a5")
+    m.add(B, None, "bad")
+    assert m.release(_always, 100) == ["bad", "a5"]
+    m.add(B, 6 * HOUR, "b6")  # timed from now on: it holds again
+    m.add(A, 7 * HOUR, "a7")
+    assert m.release(_always, 100) == ["b6"]
 
 
-def test_a_caught_up_source_holds_back_nothing() -> None:
-    clock = Clock()
-    al = _aligner(clock)
-    al.observe(L, 0)  # labels: far behind but nothing more to read (sparse labels, live)
-    al.observe(A, 100 * HOUR)
-    assert not al.plan(lambda s: s != L, [A, L]).pause
+def test_limit_per_release() -> None:
+    m = _merge(Clock())
+    for t in range(10):
+        m.add(A, t, str(t))
+    assert m.release(_never, 4) == ["0", "1", "2", "3"]
+    assert m.queued() == 6
 
 
-def test_a_silent_source_stops_holding_after_the_idle_time() -> None:
-    clock = Clock()
-    al = _aligner(clock)
-    al.observe(A, 0)
-    al.observe(B, 10 * HOUR)
-    assert al.plan(lambda s: True, [A, B]).pause == {B}
-    clock.now = 0.5
-    al.observe(B, 10 * HOUR)  # B is paused; only its queued record
-    assert not al.plan(lambda s: True, [A, B]).resume
-    clock.now = 2.0  # A delivered nothing for 2 s although it claims a backlog
-    assert al.plan(lambda s: True, [A, B]).resume == {B}
+def test_full_queues_and_labels_far_ahead_are_paused_then_resumed() -> None:
+    m = _merge(Clock(), cap=4)
+    for t in range(4):
+        m.add(A, t * HOUR, "a")
+    m.observe(L, 30 * HOUR)
+    plan = m.plan([A, L], _always)
+    assert plan.pause == {A, L}  # A is full; L is 30 h ahead of the earliest transaction read
+    m.release(_never, 100)
+    m.add(A, 4 * HOUR, "a")  # one still queued, under half the cap
+    plan = m.plan([A, L], _always)
+    assert plan.resume == {A}  # L stays: 30 h > 3 h released + 24 h lead
+    assert m.paused == {L}
+    m.release(_never, 100)
+    plan = m.plan([A, L], _never)  # the transactions are all read and released
+    assert plan.resume == {L}
+    assert m.pauses == 2
 
 
-def test_the_slowest_holding_source_is_never_paused_so_progress_is_certain() -> None:
-    clock = Clock()
-    al = _aligner(clock)
-    for i, s in enumerate([A, B, L]):
-        al.observe(s, i * 10 * HOUR)
-    plan = al.plan(lambda s: True, [A, B, L])
-    assert plan.pause == {B, L}
-    # A becomes caught up: the paused ones hold among themselves; the earliest resumes.
-    plan = al.plan(lambda s: s != A, [A, B, L])
-    assert plan.resume == {B}
-    assert al.paused == {L}
-
-
-def test_records_without_event_time_count_as_progress_only() -> None:
-    clock = Clock()
-    al = _aligner(clock)
-    al.observe(A, None)
-    al.observe(B, 10 * HOUR)
-    assert not al.plan(lambda s: True, [A, B]).pause
-
-
-def test_forgotten_sources_are_neither_paused_nor_holding() -> None:
-    clock = Clock()
-    al = _aligner(clock)
-    al.observe(A, 0)
-    al.observe(B, 10 * HOUR)
-    al.plan(lambda s: True, [A, B])
-    al.forget([B])
-    assert not al.paused
-    al.forget([A])
-    al.observe(B, 10 * HOUR)
-    assert not al.plan(lambda s: True, [B]).pause
-
-
-def test_a_topic_with_a_longer_lead_may_run_further_ahead_but_not_behind() -> None:
-    clock = Clock()
-    al = Aligner(max_skew_ms=HOUR, idle_after_s=1.0, clock=clock, lead_ms={"labels": 24 * HOUR})
-    al.observe(A, 0)
-    al.observe(L, 20 * HOUR)  # labels ahead within their lead: read on
-    assert not al.plan(lambda s: True, [A, L]).pause
-    al.observe(L, 30 * HOUR)
-    assert al.plan(lambda s: True, [A, L]).pause == {L}
-    # Behind is another matter: transactions 5 h ahead of backlogged labels wait for them.
-    al2 = Aligner(max_skew_ms=HOUR, idle_after_s=1.0, clock=clock, lead_ms={"labels": 24 * HOUR})
-    al2.observe(L, 0)
-    al2.observe(A, 5 * HOUR)
-    assert al2.plan(lambda s: True, [A, L]).pause == {A}
+def test_forget_drops_the_queue_of_a_revoked_partition() -> None:
+    m = _merge(Clock())
+    m.add(A, 1, "a")
+    m.add(A, 2, "a")
+    assert m.forget([A, B]) == 2
+    assert m.queued() == 0
