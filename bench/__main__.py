@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import features, latency
+from bench import features, latency, throughput
 from bench.quality import cost, learn, pipeline, replay, report
 
 _BENCHES = {
     "features": features.main,
     "latency": latency.main,
+    "throughput": throughput.main,
     "quality": pipeline.main,
     "quality-replay": replay.main,
     "quality-offline": learn.main,

@@ -26,11 +26,9 @@ import itertools
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ import psutil
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.procs import broker_process, cpu_seconds, free_port, redis_cpu, wait_ready
 from bench.record import environment, percentiles, results_dir
 from fraudstream import services
 from fraudstream.settings import KafkaSettings, TopicSettings
@@ -72,13 +71,6 @@ class RateResult:
     end_to_end_sample: list[float] = field(default_factory=list, repr=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _generate(
     bootstrap: str, topics: TopicSettings, rate: int, n: int, label_delay_ms: int,
     quick: bool, ready: Any, start_box: Any, behind_box: Any,
@@ -95,50 +87,6 @@ def _generate(
         drain_labels=False, start=start_box.value,
     )  # fmt: skip
     behind_box.value = stats.behind_schedule_s
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"detector exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("detector not ready in time")
-
-
-def _broker_process(bootstrap: str) -> psutil.Process | None:
-    """The local Kafka broker's process, found by its listening port (None if not local)."""
-    port = int(bootstrap.rsplit(":", 1)[1])
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] != "java":
-            continue
-        try:
-            if any(c.laddr.port == port and c.status == "LISTEN" for c in proc.net_connections()):
-                return proc
-        except (psutil.AccessDenied, psutil.NoSuchProcess):
-            continue
-    return None
-
-
-def _cpu_seconds(proc: psutil.Process | None) -> float | None:
-    if proc is None:
-        return None
-    try:
-        t = proc.cpu_times()
-        return float(t.user + t.system)
-    except psutil.NoSuchProcess:
-        return None
-
-
-def _redis_cpu(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def run_rate(
@@ -158,7 +106,7 @@ def run_rate(
     bootstrap = endpoints.kafka_bootstrap
     admin.create_topics(bootstrap, topics.names(), 3)
     n = int(rate * (warmup_s + duration_s))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "FRAUDSTREAM_KAFKA_BOOTSTRAP": bootstrap,
@@ -191,7 +139,7 @@ def run_rate(
     rclient = redis.Redis.from_url(endpoints.redis_url)
     received: list[tuple[int, bytes]] = []
     try:
-        _wait_ready(port, detector)
+        wait_ready(port, detector)
         if not ready.wait(300):
             raise RuntimeError("generator not ready in time")
         start = time.monotonic() + 1.0
@@ -199,7 +147,7 @@ def run_rate(
         procs = {
             "detector": psutil.Process(detector.pid),
             "generator": psutil.Process(generator.pid),
-            "broker": _broker_process(bootstrap),
+            "broker": broker_process(bootstrap),
         }
         cpu0: dict[str, float | None] = {}
         cpu_t0 = cpu_t1 = 0.0
@@ -207,8 +155,8 @@ def run_rate(
         deadline = start + warmup_s + duration_s + 60.0
         while len(received) < n and time.monotonic() < deadline:
             if not cpu0 and time.monotonic() >= measured_from:
-                cpu0 = {k: _cpu_seconds(p) for k, p in procs.items()}
-                cpu0["redis"] = _redis_cpu(rclient)
+                cpu0 = {k: cpu_seconds(p) for k, p in procs.items()}
+                cpu0["redis"] = redis_cpu(rclient)
                 cpu_t0 = time.monotonic()
             msg = consumer.poll(0.01)
             if msg is None:
@@ -220,8 +168,8 @@ def run_rate(
                 if more.error() is None:
                     received.append((now, more.value() or b""))
         cpu_t1 = time.monotonic()
-        cpu1 = {k: _cpu_seconds(p) for k, p in procs.items()}
-        cpu1["redis"] = _redis_cpu(rclient)
+        cpu1 = {k: cpu_seconds(p) for k, p in procs.items()}
+        cpu1["redis"] = redis_cpu(rclient)
     finally:
         consumer.close()
         detector.terminate()

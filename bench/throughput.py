@@ -1,0 +1,667 @@
+"""Detector capacity versus batch size on real Kafka and Redis, a bounded-lag check, two baselines.
+
+    python -m bench throughput [--batch-sizes 1,10,50,100,500] [--transactions 100000]
+        [--lag-seconds 20] [--baseline-seconds 15] [--warmup 3] [--max-seconds 600]
+        [--label-delay 1] [--quick] [--out PATH]
+
+- Capacity, per batch size: a backlog of the first ``--transactions`` handbook transactions
+  (and their labels, released ``--label-delay`` later in event time, so learning runs inline)
+  is published to fresh topics (3 partitions) before ``fraudstream detect`` starts as its own
+  process with ``FRAUDSTREAM_BATCH_SIZE`` set and a fresh Redis key prefix. This process reads
+  ``scores`` downstream. Capacity = Scores received per second over the steady middle of the
+  drain: from ``--warmup`` seconds after the first Score to the Score that makes 90 % (start-up
+  and the ragged end excluded). CPU of the detector, the broker, Redis and this reader over the
+  same window. Lost = transactions without a Score when the run ends (all scored, or
+  ``--max-seconds`` passed: then it is the detector's lag).
+- Bounded lag: at 0.9x the best capacity, a generator process publishes open-loop for
+  ``--lag-seconds`` to a detector at the best batch size. Lag, sampled every second, is the
+  transactions due by the schedule minus the Scores received (a generator falling behind counts
+  against the detector, as a payment system would see it). Bounded = the lag's peak over the
+  second half of the run is at most 1.5x its peak over the first half plus 0.1 s of traffic (a
+  lag growing linearly doubles); its least-squares trend is reported too.
+- Baselines, as the best capacity divided by theirs: the in-process limit (the same features in
+  :class:`~fraudstream.features.MemoryFeatureStore`, the same scorer and ``Detector``, decoded
+  Transactions from memory at the best batch size, labels interleaved as published; no Kafka,
+  no Redis, no JSON) and a naive consumer (``poll()`` one record, one Redis round trip per
+  transaction or label, produce then ``flush()`` per Score).
+
+``FRAUDSTREAM_*`` variables in the environment reach the detector process, and the baselines
+build their model and feature engine from the same ones (e.g. ``FRAUDSTREAM_MODEL_NAME``);
+``FRAUDSTREAM_ALIGN_INPUTS=false`` turns the detector's event-time alignment off.
+
+Writes ``throughput.json``, ``throughput.md`` and ``throughput.png`` to
+``bench/results/<timestamp>/`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import redis
+from confluent_kafka import Consumer, TopicPartition
+
+from bench.baselines import run_in_process, run_naive
+from bench.procs import (
+    broker_process,
+    cleanup_run,
+    cpu_seconds,
+    free_port,
+    fresh_run,
+    publish_backlog,
+    redis_cpu,
+    wait_ready,
+)
+from bench.record import environment, results_dir
+from fraudstream import services
+from fraudstream.settings import KafkaSettings, Settings, TopicSettings
+from fraudstream.simulator import SimulatorConfig, iter_records, read_jsonl, simulate
+from fraudstream.stream import admin
+from fraudstream.stream.publish import Publisher, publish_stream
+
+__all__ = ["main"]
+
+QUICK = SimulatorConfig(customers=300, terminals=600, days=30)
+PARTITIONS = 3
+LAG_SHARE = 0.9  # the bounded-lag run's rate, as a share of the best capacity
+STEADY_END = 0.9  # the capacity window ends at the Score that makes this share of the backlog
+SAMPLE_S = 0.2
+# Every Score's JSON starts with its transaction id (orjson keeps the encoder's key order):
+# slicing it out costs ~0.1 us, decoding 1.5 KB of JSON ~5 us of the reader's shared core.
+_ID_PREFIX = b'{"transaction_id":"'
+
+Cpu = dict[str, float | None]
+
+
+@dataclass
+class Capacity:
+    """One batch size's drain of the backlog (rates in tx/s, CPU in % of one core)."""
+
+    batch_size: int
+    published: int
+    scored: int
+    lost: int
+    duplicates: int
+    capacity: float
+    window_s: float
+    steady: bool  # False: the run was too short for a steady window; the whole drain was used
+    drain_s: float
+    cpu_percent: Cpu
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (s since 1st Score, Scores)
+
+
+@dataclass
+class BoundedLag:
+    """The open-loop run at a share of the best capacity (lag in transactions)."""
+
+    rate: int
+    batch_size: int
+    seconds: float
+    published: int
+    scored: int
+    lost: int
+    max_lag: int
+    max_lag_s: float
+    final_lag: int
+    lag_trend_per_s: float
+    bounded: bool
+    generator_behind_s: float
+    cpu_percent: Cpu
+    lag_samples: list[tuple[float, int]] = field(default_factory=list)
+
+
+class _ScoreReader:
+    """The downstream consumer: every Score on a run's scores topic, from offset 0."""
+
+    def __init__(self, bootstrap: str, topic: str, run: str) -> None:
+        # Fetches wait for 64 KB (~40 Scores) or 50 ms: few requests, so the reader costs the
+        # broker little; a Score is seen at most 50 ms late (the lag samples are 1 s apart).
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tp-{run}-reader",
+                                   "fetch.min.bytes": 65536, "fetch.wait.max.ms": 50,
+                                   "enable.auto.commit": False})  # fmt: skip
+        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        self.received = 0
+        self.ids: set[bytes] = set()
+        self.first_at = 0.0  # monotonic time of the first Score
+
+    def read(self, timeout_s: float) -> None:
+        """Take whatever arrives within ``timeout_s``."""
+        n = len(_ID_PREFIX)
+        for msg in self._consumer.consume(10_000, timeout_s):
+            value = msg.value()
+            if msg.error() is not None or not value:
+                continue
+            end = value.find(b'"', n) if value.startswith(_ID_PREFIX) else -1
+            if end > 0:
+                self.ids.add(value[n:end])
+            else:
+                self.ids.add(str(orjson.loads(value)["transaction_id"]).encode())
+            self.received += 1
+        if self.received and not self.first_at:
+            self.first_at = time.monotonic()
+
+    def close(self) -> None:
+        """Leave (nothing committed: the reader's group is never reused)."""
+        self._consumer.close()
+
+
+def _start_detector(
+    endpoints: services.ServiceEndpoints, topics: TopicSettings, run: str, batch_size: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "FRAUDSTREAM_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+        "FRAUDSTREAM_REDIS_URL": endpoints.redis_url,
+        "FRAUDSTREAM_REDIS_KEY_PREFIX": run,
+        "FRAUDSTREAM_GROUP_ID": run,
+        "FRAUDSTREAM_TOPIC_TRANSACTIONS": topics.transactions,
+        "FRAUDSTREAM_TOPIC_LABELS": topics.labels,
+        "FRAUDSTREAM_TOPIC_SCORES": topics.scores,
+        "FRAUDSTREAM_TOPIC_FLAGS": topics.flags,
+        "FRAUDSTREAM_TOPIC_DEAD_LETTERS": topics.dead_letters,
+        "FRAUDSTREAM_CREATE_TOPICS": "false",
+        "FRAUDSTREAM_BATCH_SIZE": str(batch_size),
+        "FRAUDSTREAM_METRICS_PORT": str(port),
+        "FRAUDSTREAM_SUMMARY_EVERY_S": "3600",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fraudstream", "detect"], env=env, stderr=subprocess.DEVNULL
+    )
+    return proc, port
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+class _CpuMeter:
+    """CPU seconds of the detector, the broker, Redis and this process, read on demand."""
+
+    def __init__(self, endpoints: services.ServiceEndpoints, **procs: int) -> None:
+        self._redis = redis.Redis.from_url(endpoints.redis_url)
+        self._procs: dict[str, psutil.Process | None] = {
+            name: psutil.Process(pid) for name, pid in procs.items()
+        }
+        self._procs["broker"] = broker_process(endpoints.kafka_bootstrap)
+        self._procs["reader"] = psutil.Process()
+
+    def read(self) -> tuple[float, Cpu]:
+        """Now (monotonic) and every process's CPU seconds so far."""
+        snap: Cpu = {k: cpu_seconds(p) for k, p in self._procs.items()}
+        snap["redis"] = redis_cpu(self._redis)
+        return time.monotonic(), snap
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _cpu_percent(a: tuple[float, Cpu], b: tuple[float, Cpu]) -> Cpu:
+    span = max(b[0] - a[0], 1e-9)
+    out: Cpu = {}
+    for name, v0 in a[1].items():
+        v1 = b[1].get(name)
+        out[name] = None if v0 is None or v1 is None else round(100 * (v1 - v0) / span, 1)
+    return out
+
+
+def run_capacity(
+    endpoints: services.ServiceEndpoints,
+    records: Sequence[Mapping[str, object]],
+    batch_size: int,
+    label_delay_ms: int,
+    warmup_s: float,
+    max_s: float,
+) -> Capacity:
+    """Drain a pre-published backlog with one detector process at ``batch_size``."""
+    run, topics = fresh_run(f"tp-b{batch_size}")
+    bootstrap = endpoints.kafka_bootstrap
+    admin.create_topics(bootstrap, topics.names(), PARTITIONS)
+    n = len(records)
+    try:
+        publish_backlog(bootstrap, topics, records, label_delay_ms)
+        reader = _ScoreReader(bootstrap, topics.scores, run)
+        detector, port = _start_detector(endpoints, topics, run, batch_size)
+        meter: _CpuMeter | None = None
+        try:
+            wait_ready(port, detector)
+            meter = _CpuMeter(endpoints, detector=detector.pid)
+            samples: list[tuple[int, tuple[float, Cpu]]] = [(0, meter.read())]
+            deadline = time.monotonic() + max_s
+            while len(reader.ids) < n and time.monotonic() < deadline:
+                reader.read(0.05)
+                if time.monotonic() - samples[-1][1][0] >= SAMPLE_S:
+                    samples.append((len(reader.ids), meter.read()))
+            samples.append((len(reader.ids), meter.read()))
+        finally:
+            if meter is not None:
+                meter.close()
+            _stop(detector)
+            reader.close()
+    finally:
+        cleanup_run(endpoints, topics, run)
+    scored = len(reader.ids)
+    window = _steady_window(samples, reader.first_at, warmup_s, STEADY_END * n)
+    (c0, a), (c1, b) = samples[window[0]], samples[window[1]]
+    return Capacity(
+        batch_size=batch_size,
+        published=n,
+        scored=scored,
+        lost=n - scored,
+        duplicates=reader.received - scored,
+        capacity=round((c1 - c0) / max(b[0] - a[0], 1e-9), 1),
+        window_s=round(b[0] - a[0], 2),
+        steady=window[2],
+        drain_s=round(samples[-1][1][0] - reader.first_at, 2) if reader.first_at else 0.0,
+        cpu_percent=_cpu_percent(a, b),
+        progress=_progress(samples, reader.first_at),
+    )
+
+
+def _progress(
+    samples: Sequence[tuple[int, tuple[float, Cpu]]], first_at: float
+) -> list[tuple[float, int]]:
+    """About one point a second of (seconds since the first Score, Scores so far)."""
+    out: list[tuple[float, int]] = []
+    for count, (t, _) in samples:
+        if first_at and t >= first_at and (not out or t - first_at >= out[-1][0] + 1.0):
+            out.append((round(t - first_at, 2), count))
+    if first_at and samples and out and out[-1][1] != samples[-1][0]:
+        out.append((round(samples[-1][1][0] - first_at, 2), samples[-1][0]))
+    return out
+
+
+def _steady_window(
+    samples: Sequence[tuple[int, tuple[float, Cpu]]],
+    first_at: float,
+    warmup_s: float,
+    end_count: float,
+) -> tuple[int, int, bool]:
+    """Sample indexes bounding the steady middle, and whether it was found (else whole drain).
+
+    >>> s = [(c, (float(t), {})) for t, c in enumerate([0, 5, 10, 20, 30, 40, 45])]
+    >>> _steady_window(s, first_at=1.0, warmup_s=1.0, end_count=40), _steady_window(s, 1.0, 1.0, 10)
+    ((2, 5, True), (0, 6, False))
+    """
+    start = next((i for i, (_, (t, _)) in enumerate(samples) if t >= first_at + warmup_s), None)
+    end = next((i for i, (c, _) in enumerate(samples) if c >= end_count), len(samples) - 1)
+    if start is not None and end > start and samples[end][1][0] - samples[start][1][0] >= 1.0:
+        return start, end, True
+    if samples[-1][0] == 0:  # nothing scored: a zero rate over the whole run
+        return 0, len(samples) - 1, False
+    begin = max(i for i, (c, _) in enumerate(samples) if c == 0)
+    last = next(i for i, (c, _) in enumerate(samples) if c == samples[-1][0])
+    return begin, max(last, begin + 1), False
+
+
+def _generate(
+    bootstrap: str,
+    topics: TopicSettings,
+    rate: int,
+    path: str,
+    n: int,
+    label_delay_ms: int,
+    ready: Any,
+    start_box: Any,
+    behind_box: Any,
+) -> None:
+    """The generator process: read its records, say ready, wait for the start time, publish."""
+    records = list(itertools.islice(read_jsonl(path), n))
+    # The project's producer defaults (linger 5 ms), as a payment gateway would batch.
+    publisher = Publisher(KafkaSettings(bootstrap=bootstrap))
+    ready.set()
+    while start_box.value == 0.0:
+        time.sleep(0.01)
+    stats = publish_stream(
+        records,
+        publisher,
+        topics,
+        rate=rate,
+        label_delay_ms=label_delay_ms,
+        drain_labels=False,
+        start=start_box.value,
+    )
+    behind_box.value = stats.behind_schedule_s
+
+
+def run_bounded_lag(
+    endpoints: services.ServiceEndpoints,
+    records_path: Path,
+    available: int,
+    rate: int,
+    batch_size: int,
+    seconds: float,
+    label_delay_ms: int,
+    warmup_s: float,
+) -> BoundedLag:
+    """Publish open-loop at ``rate`` for ``seconds``; sample the detector's lag every second."""
+    n = min(int(rate * seconds), available)
+    seconds = n / rate
+    run, topics = fresh_run(f"tp-lag{rate}")
+    bootstrap = endpoints.kafka_bootstrap
+    admin.create_topics(bootstrap, topics.names(), PARTITIONS)
+    ctx = mp.get_context("spawn")
+    ready, start_box, behind_box = ctx.Event(), ctx.Value("d", 0.0), ctx.Value("d", 0.0)
+    generator = ctx.Process(
+        target=_generate,
+        name="generator",
+        args=(
+            bootstrap,
+            topics,
+            rate,
+            str(records_path),
+            n,
+            label_delay_ms,
+            ready,
+            start_box,
+            behind_box,
+        ),
+    )
+    generator.start()
+    reader = _ScoreReader(bootstrap, topics.scores, run)
+    detector, port = _start_detector(endpoints, topics, run, batch_size)
+    lags: list[tuple[float, int]] = []
+    meter: _CpuMeter | None = None
+    try:
+        wait_ready(port, detector)
+        while not ready.wait(0.5):
+            if not generator.is_alive():
+                raise RuntimeError(
+                    f"generator exited with {generator.exitcode} before it was ready"
+                )
+        assert generator.pid is not None
+        meter = _CpuMeter(endpoints, detector=detector.pid, generator=generator.pid)
+        start = time.monotonic() + 0.5
+        start_box.value = start
+        time.sleep(0.5)
+        cpu0 = meter.read()
+        next_sample = start + 1.0
+        while time.monotonic() < start + seconds:
+            reader.read(0.05)
+            now = time.monotonic()
+            if now >= next_sample:
+                due = min(n, int((now - start) * rate))
+                lags.append((round(now - start, 2), max(0, due - len(reader.ids))))
+                next_sample += 1.0
+        cpu1 = meter.read()
+        final_lag = n - len(reader.ids)
+        deadline = time.monotonic() + 60.0
+        while len(reader.ids) < n and time.monotonic() < deadline:
+            reader.read(0.1)
+    finally:
+        if meter is not None:
+            meter.close()
+        _stop(detector)
+        reader.close()
+        generator.join(30)
+        if generator.is_alive():
+            generator.kill()
+        cleanup_run(endpoints, topics, run)
+    steady = [(t, lag) for t, lag in lags if t >= warmup_s] or lags
+    trend = _slope(steady)
+    max_lag = max((lag for _, lag in lags), default=0)
+    return BoundedLag(
+        rate=rate,
+        batch_size=batch_size,
+        seconds=round(seconds, 2),
+        published=n,
+        scored=len(reader.ids),
+        lost=n - len(reader.ids),
+        max_lag=max_lag,
+        max_lag_s=round(max_lag / rate, 3),
+        final_lag=final_lag,
+        lag_trend_per_s=round(trend, 1),
+        bounded=_bounded(steady, rate),
+        generator_behind_s=round(behind_box.value, 3),
+        cpu_percent=_cpu_percent(cpu0, cpu1),
+        lag_samples=lags,
+    )
+
+
+def _bounded(points: Sequence[tuple[float, int]], rate: int) -> bool:
+    """Whether the lag stays bounded: its peak over the second half of the run is at most 1.5x
+    its peak over the first half, plus 0.1 s of traffic. A lag growing linearly doubles; one
+    that only fluctuates does not.
+
+    >>> _bounded([(1.0, 300), (2.0, 900), (3.0, 200), (4.0, 800)], 100)
+    True
+    >>> _bounded([(1.0, 100), (2.0, 200), (3.0, 300), (4.0, 400)], 100)
+    False
+    """
+    half = len(points) // 2
+    if half == 0:
+        return True
+    first = max(lag for _, lag in points[:half])
+    second = max(lag for _, lag in points[half:])
+    return second <= 1.5 * first + 0.1 * rate
+
+
+def _slope(points: Sequence[tuple[float, int]]) -> float:
+    """Least-squares slope of ``points`` (0 with fewer than two).
+
+    >>> _slope([(0.0, 1), (1.0, 3), (2.0, 5)]), _slope([(0.0, 7)])
+    (2.0, 0.0)
+    """
+    if len(points) < 2:
+        return 0.0
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def _cpu_cell(cpu: Cpu, names: Sequence[str]) -> str:
+    return " / ".join(_pct(cpu.get(k)) for k in names)
+
+
+def _markdown(doc: Mapping[str, Any]) -> str:
+    cfg = doc["config"]
+    lines = [
+        f"## Capacity: a backlog of {cfg['transactions']:,} transactions, "
+        f"{cfg['partitions']} partitions, one detector process",
+        "",
+        "| batch size | capacity (tx/s) | window (s) | scored / published | lost "
+        "| CPU % detector / broker / Redis / reader |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in doc["capacity"]:
+        lines.append(
+            f"| {r['batch_size']} | {r['capacity']:,.0f}{'' if r['steady'] else ' *'} "
+            f"| {r['window_s']:.1f} | {r['scored']:,} / {r['published']:,} | {r['lost']:,} "
+            f"| {_cpu_cell(r['cpu_percent'], ('detector', 'broker', 'redis', 'reader'))} |"
+        )
+    if not all(r["steady"] for r in doc["capacity"]):
+        lines.append("\n\\* run too short for a steady window: the whole drain was measured.")
+    lag = doc["bounded_lag"]
+    lines += [
+        "",
+        f"## Bounded lag: open loop at {LAG_SHARE:.0%} of the best capacity",
+        "",
+        "| rate (tx/s) | batch size | seconds | max lag (tx) | max lag (s of traffic) "
+        "| lag trend (tx/s) | bounded | lost | generator behind (s) "
+        "| CPU % detector / broker / Redis / generator |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {lag['rate']:,} | {lag['batch_size']} | {lag['seconds']:.1f} | {lag['max_lag']:,} "
+        f"| {lag['max_lag_s']:.3f} | {lag['lag_trend_per_s']:+,.1f} "
+        f"| {'yes' if lag['bounded'] else 'no'} | {lag['lost']:,} "
+        f"| {lag['generator_behind_s']:.3f} "
+        f"| {_cpu_cell(lag['cpu_percent'], ('detector', 'broker', 'redis', 'generator'))} |",
+        "",
+        f"## Baselines (best detector: {doc['best']['capacity']:,.0f} tx/s at batch size "
+        f"{doc['best']['batch_size']})",
+        "",
+        "| implementation | tx/s | best detector / this |",
+        "|---|---|---|",
+        f"| in-process limit (memory features, same scorer, batch "
+        f"{doc['baselines']['in_process']['batch_size']}) "
+        f"| {doc['baselines']['in_process']['tx_per_s']:,.0f} "
+        f"| {doc['ratios']['detector_over_in_process']:.2f} |",
+        f"| naive (poll one, Redis per record, flush per Score) "
+        f"| {doc['baselines']['naive']['tx_per_s']:,.0f} "
+        f"| {doc['ratios']['detector_over_naive']:.2f} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(doc: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = doc["capacity"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(
+        [r["batch_size"] for r in rows],
+        [r["capacity"] for r in rows],
+        "o-",
+        label="detector (Kafka + Redis, one process)",
+    )
+    base = doc["baselines"]
+    ax.axhline(
+        base["in_process"]["tx_per_s"],
+        color="tab:green",
+        linestyle="--",
+        label=f"in-process limit (batch {base['in_process']['batch_size']})",
+    )
+    ax.axhline(
+        base["naive"]["tx_per_s"],
+        color="tab:red",
+        linestyle=":",
+        label="naive: one record per poll, flush per Score",
+    )
+    lag = doc["bounded_lag"]
+    ax.plot(
+        [lag["batch_size"]],
+        [lag["rate"]],
+        "s",
+        color="tab:purple",
+        label=f"open loop at {LAG_SHARE:.0%} ({'bounded' if lag['bounded'] else 'unbounded'})",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FRAUDSTREAM_BATCH_SIZE (log)")
+    ax.set_ylabel("transactions per second (log)")
+    ax.set_title("fraudstream detector capacity vs batch size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--batch-sizes", default="1,10,50,100,500", help="comma-separated")
+    parser.add_argument("--transactions", type=int, default=100_000, help="backlog per size")
+    parser.add_argument("--lag-seconds", type=float, default=20.0, help="open-loop run length")
+    parser.add_argument("--baseline-seconds", type=float, default=15.0, help="naive run length")
+    parser.add_argument("--warmup", type=float, default=3.0, help="start-up seconds excluded")
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="cap per drain")
+    parser.add_argument(
+        "--label-delay",
+        type=float,
+        default=1.0,
+        help="label delay in event-time days (default 1: labels, and learning, start early)",
+    )
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
+    args = parser.parse_args(argv)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    n, lag_s, naive_s, warmup = (
+        args.transactions,
+        args.lag_seconds,
+        args.baseline_seconds,
+        args.warmup,
+    )
+    sim = SimulatorConfig()
+    if args.quick:
+        sizes, n, lag_s, naive_s, warmup, sim = [100], 3000, 3.0, 2.0, 0.5, QUICK
+    label_delay_ms = int(args.label_delay * 86_400_000)
+    # The detector process inherits this environment: the baselines use the same model and
+    # engine settings it will.
+    settings = Settings.from_env(os.environ)
+    out = results_dir(args.out)
+    print("simulating ...", flush=True)
+    dataset = simulate(sim)
+    backlog = list(itertools.islice(iter_records(dataset), n))
+    rows: list[Capacity] = []
+    with services.running_services(os.environ) as endpoints, tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            row = run_capacity(endpoints, backlog, size, label_delay_ms, warmup, args.max_seconds)
+            print(f"batch {size}: {row.capacity:,.0f} tx/s, lost {row.lost}", flush=True)
+            rows.append(row)
+        best = max(rows, key=lambda r: r.capacity)
+        rate = max(1, int(LAG_SHARE * best.capacity))
+        # The generator process reads its records from a file: no second simulation there.
+        path = Path(tmp) / "records.jsonl"
+        with path.open("wb") as file:
+            for record in itertools.islice(iter_records(dataset), int(rate * lag_s)):
+                file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        lag = run_bounded_lag(
+            endpoints, path, len(dataset), rate, best.batch_size, lag_s, label_delay_ms, warmup
+        )
+        print(f"open loop {rate:,} tx/s: max lag {lag.max_lag:,}, lost {lag.lost}", flush=True)
+        naive = run_naive(endpoints, backlog, label_delay_ms, warmup, naive_s, settings)
+        print(f"naive: {naive['tx_per_s']:,.0f} tx/s", flush=True)
+        env = environment(kafka=endpoints.kafka_version, redis=endpoints.redis_version)
+    in_process = run_in_process(backlog, best.batch_size, label_delay_ms, settings)
+    print(f"in-process: {in_process['tx_per_s']:,.0f} tx/s", flush=True)
+    doc: dict[str, Any] = {
+        "scenario": "throughput",
+        "config": {
+            "batch_sizes": sizes,
+            "transactions": n,
+            "lag_seconds": lag_s,
+            "lag_share": LAG_SHARE,
+            "baseline_seconds": naive_s,
+            "warmup_s": warmup,
+            "steady_end_share": STEADY_END,
+            "max_seconds": args.max_seconds,
+            "label_delay_days": args.label_delay,
+            "partitions": PARTITIONS,
+            "quick": args.quick,
+            "simulator": dataclasses.asdict(sim),
+        },
+        "environment": env,
+        "capacity": [dataclasses.asdict(r) for r in rows],
+        "best": {"batch_size": best.batch_size, "capacity": best.capacity},
+        "bounded_lag": dataclasses.asdict(lag),
+        "baselines": {"in_process": in_process, "naive": naive},
+        "ratios": {
+            "detector_over_in_process": round(best.capacity / max(in_process["tx_per_s"], 1e-9), 3),
+            "detector_over_naive": round(best.capacity / max(naive["tx_per_s"], 1e-9), 3),
+        },
+        "lost": sum(r.lost for r in rows) + lag.lost,
+    }
+    (out / "throughput.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    table = _markdown(doc)
+    (out / "throughput.md").write_text(table)
+    _plot(doc, out / "throughput.png")
+    print(table)
+    print(f"results in {out}")
+    return 0 if doc["lost"] == 0 else 1
