@@ -252,6 +252,7 @@ def build(settings: Settings) -> Runtime:
         LoopOptions(group_id=d.group_id, batch_size=d.batch_size,
                     poll_timeout_s=d.poll_timeout_ms / 1000, budget_us=d.budget_us,
                     summary_every_s=d.summary_every_s, align=d.align_inputs,
-                    max_skew_ms=d.max_event_skew_ms, idle_after_s=d.idle_source_ms / 1000),
+                    max_skew_ms=d.max_event_skew_ms, label_lag_ms=d.max_label_lag_ms,
+                    idle_after_s=d.idle_source_ms / 1000),
     )  # fmt: skip
     return Runtime(loop, detector, metrics, health)

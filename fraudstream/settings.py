@@ -175,6 +175,7 @@ class DetectorSettings:
     # order across partitions (within the skew) and never ahead of the labels due by then.
     align_inputs: bool = True
     max_event_skew_ms: int = 21_600_000
+    max_label_lag_ms: int = 60_000  # transactions may run this far ahead of unread labels
     idle_source_ms: int = 5000  # an input silent this long holds back no other
 
     def __post_init__(self) -> None:
@@ -309,6 +310,7 @@ _ENV_FIELDS: dict[str, tuple[str, str]] = {
     "PARTITIONS": ("detector", "partitions"),
     "ALIGN_INPUTS": ("detector", "align_inputs"),
     "MAX_EVENT_SKEW_MS": ("detector", "max_event_skew_ms"),
+    "MAX_LABEL_LAG_MS": ("detector", "max_label_lag_ms"),
     "IDLE_SOURCE_MS": ("detector", "idle_source_ms"),
     "MODEL_NAME": ("model", "name"),
     "MODEL_NEGATIVE_RATE": ("model", "negative_rate"),

@@ -12,8 +12,10 @@ reads them. Consumed transactions wait in one queue per partition and are releas
 event-time order (a k-way merge). A source *holds* the merge while it has a backlog on the broker
 and nothing queued: nothing later than its newest event time plus its allowance may be released,
 since its next record could be earlier. The allowance is ``max_skew_ms`` for transaction
-partitions (so live traffic, where partitions advance together, never waits) and 0 for label
-partitions: a transaction is processed only once every label due by its time was read, as live.
+partitions (so live traffic, where partitions advance together, never waits) and
+``label_lag_ms`` (a minute) for label partitions: a transaction is processed only once the
+labels due a minute before its time were read (live, a label just produced does not hold the
+transactions up for a fetch).
 Labels are processed as soon as they are read (one read early only waits for its watermark and
 enters windows shifted by the label delay), but a label partition more than ``label_lead_ms``
 ahead of the transactions is paused, and so is a transaction partition with more than
@@ -63,12 +65,14 @@ class EventTimeMerge(Generic[T]):
         max_skew_ms: int,
         label_lead_ms: int = 86_400_000,
         idle_after_s: float = 5.0,
+        label_lag_ms: int = 60_000,
         queue_cap: int = 5000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._labels_topic = labels_topic
         self._skew = max_skew_ms
         self._lead = label_lead_ms
+        self._label_lag = label_lag_ms
         self._idle_after = idle_after_s
         self._cap = queue_cap
         self._clock = clock
@@ -129,7 +133,7 @@ class EventTimeMerge(Generic[T]):
             # Nothing timed read yet: its first record could be the earliest, unless it only
             # ever delivered records without event time (those never hold anyone).
             return None if state.untimed else _EARLIEST
-        return state.event_ms + (self._skew if state.merged else 0)
+        return state.event_ms + (self._skew if state.merged else self._label_lag)
 
     def release(self, backlog: Callable[[Source], bool], limit: int) -> list[T]:
         """Up to ``limit`` queued records in event-time order, as far as the holders allow.

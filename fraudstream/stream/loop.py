@@ -69,6 +69,7 @@ class LoopOptions:
     align: bool = True  # event-time alignment of the inputs (stream/align.py)
     max_skew_ms: int = 21_600_000
     label_lead_ms: int = 86_400_000  # how far labels may run ahead of the transactions
+    label_lag_ms: int = 60_000  # how far transactions may run ahead of labels still to read
     idle_after_s: float = 5.0
     queue_cap: int = 5000  # records queued per partition before it is paused
 
@@ -110,6 +111,7 @@ class DetectorLoop:
                 options.max_skew_ms,
                 options.label_lead_ms,
                 options.idle_after_s,
+                options.label_lag_ms,
                 options.queue_cap,
             )
         self.window = LatencyWindow()

@@ -122,3 +122,11 @@ def test_forget_drops_the_queue_of_a_revoked_partition() -> None:
     m.add(A, 2, "a")
     assert m.forget([A, B]) == 2
     assert m.queued() == 0
+
+
+def test_transactions_may_run_a_minute_ahead_of_labels_still_to_read() -> None:
+    m = _merge(Clock())
+    m.observe(L, 10 * 60_000)  # label time 10 min, a label just produced not yet fetched
+    m.add(A, 10 * 60_000 + 30_000, "a")  # 30 s later: within the minute, no wait
+    m.add(A, 12 * 60_000, "b")  # 2 min later: waits for the label
+    assert m.release(lambda s: s == L, 100) == ["a"]
