@@ -4,9 +4,10 @@
 
 For each rate: fresh topics and Redis keys; ``fraudstream detect`` started as its own process
 (as in production, so its CPU is its own); a generator process publishing handbook transactions
-open-loop at the rate (record ``i`` due at ``start + i / rate``, labels released ``--label-delay``
-after their transaction in event time, so learning runs inline); and this process as the
-downstream consumer of ``scores``, stamping each Score on receipt.
+open-loop at the rate (record ``i`` due at ``start + i / rate``, its event time set to that
+intended send time, as live traffic has; each label released ``--label-delay-s`` seconds later,
+so learning runs inline); and this process as the downstream consumer of ``scores``, stamping
+each Score on receipt.
 
 - End-to-end latency = receipt - *intended* send time, so a generator or broker that falls
   behind shows up in the numbers instead of hiding (no coordinated omission).
@@ -82,6 +83,11 @@ def _generate(
     ready.set()
     while start_box.value == 0.0:
         time.sleep(0.01)
+    # Live traffic: each transaction's event time is its intended send time (wall clock), so
+    # event time advances as in production, not thousands of times faster as in a replay.
+    wall_start_ms = (time.time() + start_box.value - time.monotonic()) * 1000
+    for i, record in enumerate(records):
+        record["timestamp"] = int(wall_start_ms + i * 1000 / rate)
     stats = publish_stream(
         records, publisher, topics, rate=rate, label_delay_ms=label_delay_ms,
         drain_labels=False, start=start_box.value,
@@ -273,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per rate")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds excluded first")
     parser.add_argument(
-        "--label-delay", type=float, default=1.0,
-        help="label delay in event-time days (default 1: labels, and learning, start early)",
+        "--label-delay-s", type=float, default=5.0,
+        help="seconds from a transaction to its label (default 5: learning runs during the run)",
     )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
@@ -288,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     with services.running_services(os.environ) as endpoints:
         for rate in rates:
             r = run_rate(
-                endpoints, rate, duration, warmup, int(args.label_delay * 86_400_000), args.quick
+                endpoints, rate, duration, warmup, int(args.label_delay_s * 1000), args.quick
             )
             print(_markdown([r]).splitlines()[-1], flush=True)
             results.append(r)
@@ -299,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             "rates": rates,
             "duration_s": duration,
             "warmup_s": warmup,
-            "label_delay_days": args.label_delay,
+            "label_delay_s": args.label_delay_s,
             "quick": args.quick,
             "partitions": 3,
             "budget_us": BUDGET_US,
