@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fraudstream.errors import FeatureStoreError
+from fraudstream.errors import FeatureStoreError, ModelError
 from fraudstream.events import Label, Score, Transaction
 from fraudstream.features import FeatureConfig, FeatureStore, MemoryFeatureStore, RedisFeatureStore
 from fraudstream.features.client import redis_client
@@ -82,6 +82,27 @@ class Detector:
         self.lock = threading.Lock()  # the model is shared with the live view and checkpoints
         self._next_export = 0.0
         self._store_down_until = 0.0  # monotonic; the store is not tried before then
+        self._requested: str | None = None  # "reload" | "rollback", from a signal handler
+
+    def request(self, action: str) -> None:
+        """Ask for a model change between batches: ``reload`` swaps in the newest checkpoint,
+        ``rollback`` the one before it. Safe from a signal handler (it only sets a flag)."""
+        if action not in ("reload", "rollback"):
+            raise ValueError(f"expected reload or rollback; got {action!r}")
+        self._requested = action
+
+    def _apply_request(self) -> None:
+        action, self._requested = self._requested, None
+        if self.scorer.checkpoints is None:
+            logger.warning("model %s ignored: no checkpoint directory configured", action)
+            return
+        try:
+            if action == "reload":
+                self.scorer.reload()
+            else:
+                self.scorer.rollback()
+        except ModelError as exc:  # a refused or missing checkpoint: keep scoring as before
+            logger.error("model %s refused, model unchanged error=%s", action, exc)
 
     def _features(self, batch: Sequence[Transaction]) -> tuple[list[dict[str, float]], bool]:
         """The batch's vectors and whether they came from the fallback."""
@@ -109,6 +130,8 @@ class Detector:
         scored_at_ms = time.time_ns() // 1_000_000
         out: list[Score] = []
         with self.lock:
+            if self._requested is not None:
+                self._apply_request()
             score = self.scorer.score
             keep = not fallback  # fallback vectors are not the real features: never learned
             for tx, x in zip(batch, vectors, strict=True):

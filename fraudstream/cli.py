@@ -296,6 +296,10 @@ def _detect(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # Model operations without a restart, applied between batches: SIGHUP swaps in the newest
+    # checkpoint (a version trained elsewhere, dropped into the directory), SIGUSR1 rolls back.
+    signal.signal(signal.SIGHUP, lambda _s, _f: runtime.detector.request("reload"))
+    signal.signal(signal.SIGUSR1, lambda _s, _f: runtime.detector.request("rollback"))
     try:
         runtime.run(stop)
     finally:

@@ -148,3 +148,8 @@ class Scorer:
         """Swap in the checkpoint ``steps`` before the newest."""
         if self.checkpoints is not None:
             self.swap(self.checkpoints.rollback(steps))
+
+    def reload(self) -> None:
+        """Swap in the newest checkpoint (e.g. a version trained elsewhere, dropped in)."""
+        if self.checkpoints is not None:
+            self.swap(self.checkpoints.load())

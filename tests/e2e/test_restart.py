@@ -92,9 +92,18 @@ def test_a_killed_detector_restores_its_last_checkpoint_and_refuses_a_tampered_o
         while time.monotonic() < deadline and "restored model=" not in log:
             time.sleep(0.2)
             log = (tmp_path / "second.log").read_text()
-        assert f"restored model=gam-u{manifest['updates']}-c{manifest['number']}" in log, log[
-            -2000:
-        ]
+        expected = f"restored model=gam-u{manifest['updates']}-c{manifest['number']}"
+        assert expected in log, log[-2000:]
+        # Hot swap without a restart: SIGHUP reloads the newest checkpoint at the next batch.
+        second.send_signal(signal.SIGHUP)
+        more = [{**r, "transaction_id": f"more-{i}"} for i, r in enumerate(records[-20:])]
+        publish_stream(more, Publisher(KafkaSettings(bootstrap=kafka_bootstrap)), topics,
+                       rate=None, label_delay_ms=None)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "model swapped" not in log:
+            time.sleep(0.2)
+            log = (tmp_path / "second.log").read_text()
+        assert "model swapped" in log, log[-2000:]
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0  # a clean stop: finish, flush, commit, checkpoint

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.app import build_scorer
+from fraudstream.app import Detector, build_scorer
 from fraudstream.errors import ModelError
-from fraudstream.events import Label
+from fraudstream.events import Label, Transaction
+from fraudstream.features.memory import MemoryFeatureStore
 from fraudstream.settings import ModelSettings, Secret
 
 DAY = 86_400_000
@@ -57,3 +58,23 @@ def test_a_tampered_checkpoint_is_refused(tmp_path: Path) -> None:
     blobs[0].write_bytes(bytes(data))
     with pytest.raises(ModelError):
         build_scorer(settings, snapshot_ttl_ms=30 * DAY)
+
+
+def test_requested_rollback_and_reload_swap_the_model_between_batches(tmp_path: Path) -> None:
+    settings = ModelSettings(checkpoint_dir=str(tmp_path), checkpoint_key=Secret("k1"))
+    scorer = build_scorer(settings, snapshot_ttl_ms=30 * DAY)
+    scorer.checkpoint(1)  # checkpoint 1: the untrained model
+    updates, _ = _teach(settings)  # checkpoint 2: trained
+    scorer = build_scorer(settings, snapshot_ttl_ms=30 * DAY)
+    assert scorer.model.updates == updates
+    detector = Detector(MemoryFeatureStore(), scorer)
+    tx = Transaction("t1", "c1", 10.0, 1_600_000_000_000, "term1")
+    detector.request("rollback")
+    [score] = detector.score_batch([tx], 0)
+    assert score.model_version.startswith("gam-u0-c1")  # (saved again as checkpoint 3)
+    updates, _ = _teach(settings)  # a version trained elsewhere lands as checkpoint 4
+    detector.request("reload")
+    [score] = detector.score_batch([Transaction("t2", "c1", 10.0, 1_600_000_001_000)], 0)
+    assert score.model_version.startswith(f"gam-u{updates}-c4")
+    with pytest.raises(ValueError, match="reload or rollback"):
+        detector.request("promote")
