@@ -117,11 +117,17 @@ class DetectorLoop:
         self.window = LatencyWindow()
         self.scored = 0  # Scores produced since start (the tests' and the view's progress)
         self._delivery_error: KafkaError | None = None
+        self._assigned: set[Source] = set()  # both consumers' partitions, kept by the callbacks
+        self._next_plan = 0.0
 
     # -- partitions ---------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._health.assigned = True
+        self._assigned.update((p.topic, p.partition) for p in partitions)
         logger.info("assigned partitions=%s", [p.partition for p in partitions])
+
+    def _on_labels_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update((p.topic, p.partition) for p in partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Finish what was produced for these partitions so their offsets can be committed
@@ -133,6 +139,7 @@ class DetectorLoop:
         logger.info("revoked partitions=%s", [p.partition for p in partitions])
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
+        self._assigned.difference_update((p.topic, p.partition) for p in partitions)
         if self._merge is not None:
             dropped = self._merge.forget((p.topic, p.partition) for p in partitions)
             if dropped:
@@ -335,8 +342,11 @@ class DetectorLoop:
             return position < high if position >= 0 else low < high
 
         released = merge.release(backlog, self._options.batch_size)
-        assigned = [(tp.topic, tp.partition) for c in consumers.values() for tp in c.assignment()]
-        plan = merge.plan(assigned, backlog)
+        now = time.monotonic()
+        if now < self._next_plan:
+            return released
+        self._next_plan = now + 0.01  # pauses (full queues, labels too far ahead) need no hurry
+        plan = merge.plan(self._assigned, backlog)
         for sources, action in ((plan.pause, "pause"), (plan.resume, "resume")):
             by_topic: dict[str, list[TopicPartition]] = {}
             for topic, partition in sources:
@@ -374,30 +384,33 @@ class DetectorLoop:
         )
         if self._labels is not None:
             self._labels.subscribe(
-                [self._topics.labels], on_revoke=lambda _c, parts: self._forget(parts)
+                [self._topics.labels],
+                on_assign=self._on_labels_assign,
+                on_revoke=lambda _c, parts: self._forget(parts),
             )
         next_summary = time.monotonic() + opts.summary_every_s
         next_lag = time.monotonic() + opts.lag_every_s
         merge = self._merge
         try:
             while not stop.is_set():
+                # Labels first: read before the transactions are consumed, so their processing
+                # is not counted in (or added to) the transactions' processing time, and, when
+                # aligned, a transaction is released only once the labels due by its time were
+                # read. Aligned, labels wait for the first transactions: until then there is no
+                # event time to read them against.
+                if self._labels is not None and (merge is None or merge.reference_ms() < 2**62):
+                    label_msgs = self._labels.consume(opts.batch_size, 0)
+                    if label_msgs:
+                        self._handle_labels(label_msgs)
                 msgs = self._next_batch()
                 received_ns = time.perf_counter_ns()
                 self._health.beat()
                 entries = self._read_transactions(msgs, received_ns) if msgs else []
-                # Labels first: a transaction is released only once the labels due by its time
-                # were read. Aligned, labels wait for the first transactions: until then there
-                # is no event time to read them against.
                 if merge is not None:
                     for entry in entries:
                         msg, result = entry[0], entry[1]
                         event_ms = None if isinstance(result, Rejection) else result.timestamp_ms
                         merge.add((msg.topic() or "", msg.partition() or 0), event_ms, entry)
-                if self._labels is not None and (merge is None or merge.reference_ms() < 2**62):
-                    label_msgs = self._labels.consume(opts.batch_size, 0)
-                    if label_msgs:
-                        self._handle_labels(label_msgs)
-                if merge is not None:
                     entries = self._release(merge)
                 if entries:
                     self._handle_transactions(entries)

@@ -195,6 +195,7 @@ def test_a_backlog_is_consumed_in_event_time_order_across_partitions_and_labels(
     if max_skew_ms is not None:
         assert worst == 0, f"transaction skew {worst / hour:.1f} h"
         assert label_lag <= LoopOptions().label_lag_ms, f"labels {label_lag / hour:.1f} h late"
-        assert ahead <= batch
+        # Pausing is decided every 10 ms: a fast loop reads a few batches past the line.
+        assert ahead <= 4 * batch
     else:
         assert worst > 2 * day
