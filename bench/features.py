@@ -3,8 +3,9 @@
 Takes Redis as the tests and the demo do (``--redis-url`` or FRAUDSTREAM_REDIS_URL, else
 Docker, else a local ``redis-server`` started for the run), pre-loads 30 days of handbook-like
 history, then times ``RedisFeatureStore.features_for`` for batch sizes 1, 10, 20, 50, 100 and
-500 on fresh transactions that continue the stream. Prints a Markdown table and writes JSON
-(default ``bench/results/features.json``). Besides wall time it reports CPU microseconds per
+500 on fresh transactions that continue the stream. Prints a Markdown table and writes
+``features.json``, ``features.md`` and ``features.png`` to ``bench/results/<timestamp>/`` (or
+``--out``). Besides wall time it reports CPU microseconds per
 transaction of Redis (``INFO cpu``, meaningful when the server is used by this run only) and of
 this client: on a shared, loaded machine those move far less than throughput does.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import time
 from collections.abc import Iterator
@@ -22,6 +22,8 @@ from pathlib import Path
 import orjson
 import redis
 
+from bench.procs import redis_cpu as redis_cpu_seconds
+from bench.record import environment, results_dir
 from fraudstream import services
 from fraudstream.events import Label, Transaction
 from fraudstream.features import FeatureConfig, RedisFeatureStore
@@ -68,7 +70,7 @@ def run(url: str, warm_days: int, batches: int, own: bool = True) -> list[dict[s
         data = [[next(stream) for _ in range(size)] for _ in range(n)]
         store.features_for(data[0])  # warm the connection and the script
         lat = []
-        redis_cpu = _redis_cpu(client)
+        redis_cpu = redis_cpu_seconds(client)
         client_cpu = time.process_time()
         start = time.perf_counter()
         for batch in data[1:]:
@@ -78,7 +80,7 @@ def run(url: str, warm_days: int, batches: int, own: bool = True) -> list[dict[s
         total = time.perf_counter() - start
         n_tx = size * len(lat)
         client_cpu = time.process_time() - client_cpu
-        redis_cpu = _redis_cpu(client) - redis_cpu
+        redis_cpu = redis_cpu_seconds(client) - redis_cpu
         lat.sort()
         rows.append(
             {
@@ -95,20 +97,53 @@ def run(url: str, warm_days: int, batches: int, own: bool = True) -> list[dict[s
     return rows
 
 
-def _redis_cpu(client: redis.Redis) -> float:
-    """Seconds of CPU the server has used (user + system)."""
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+def _markdown(rows: list[dict[str, float]]) -> str:
+    lines = [
+        "| batch | tx/s | p50 ms | p99 ms | Redis CPU us/tx | client CPU us/tx |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['batch']:.0f} | {r['tx_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
+        f"| {r['redis_cpu_us_per_tx']:.1f} | {r['client_cpu_us_per_tx']:.1f} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    sizes = [r["batch"] for r in rows]
+    ax.plot(sizes, [r["tx_per_s"] for r in rows], marker="o", label="throughput")
+    ax.set_xscale("log")
+    ax.set_xlabel("batch size (log)")
+    ax.set_ylabel("transactions per second")
+    ax2 = ax.twinx()
+    ax2.plot(sizes, [r["p99_ms"] for r in rows], marker="s", color="tab:red", label="p99 batch")
+    ax2.set_ylabel("p99 per batch (ms)")
+    ax.set_title("Feature engine against redis-server")
+    ax.grid(True, alpha=0.3)
+    fig.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str]) -> int:
-    """CLI: run the benchmark, print the table, write the JSON."""
+    """CLI: run the benchmark; write features.json, features.md and features.png."""
     parser = argparse.ArgumentParser(prog="python -m bench features")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--warm-days", type=int, default=30)
     parser.add_argument("--batches", type=int, default=2000)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "features.json"))
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.warm_days, args.batches = 1, 40
     env = dict(os.environ)
     if args.redis_url:
         env["FRAUDSTREAM_REDIS_URL"] = args.redis_url
@@ -116,22 +151,18 @@ def main(argv: list[str]) -> int:
     # redis-server started (and stopped) here.
     with services.running_redis(env) as endpoint:
         rows = run(endpoint.address, args.warm_days, args.batches, own=endpoint.origin != "env")
-    load = os.getloadavg()  # other work on a shared machine skews every figure: report it
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    print("| batch | tx/s | p50 ms | p99 ms | Redis CPU us/tx | client CPU us/tx |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['batch']} | {r['tx_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
-            f"| {r['redis_cpu_us_per_tx']:.1f} | {r['client_cpu_us_per_tx']:.1f} |"
-        )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "load_average": load,
+        version = endpoint.version
+    table = _markdown(rows)
+    print(table)
+    out = results_dir(args.out)
+    doc = {
+        "scenario": "features",
+        "config": {"warm_days": args.warm_days, "batches": args.batches, "quick": args.quick},
+        "environment": environment(redis=version),
         "rows": rows,
     }
-    out.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    (out / "features.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    (out / "features.md").write_text(table)
+    _plot(rows, out / "features.png")
+    print(f"results in {out}")
     return 0
