@@ -22,7 +22,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench all
 
 demo: setup
 	$(BIN)/fraudstream demo
