@@ -40,7 +40,14 @@ import psutil
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.procs import broker_process, cpu_seconds, free_port, redis_cpu, wait_ready
+from bench.procs import (
+    broker_process,
+    cpu_seconds,
+    detector_env,
+    free_port,
+    redis_cpu,
+    wait_ready,
+)
 from bench.record import environment, percentiles, results_dir
 from fraudstream import services
 from fraudstream.settings import KafkaSettings, TopicSettings
@@ -113,21 +120,8 @@ def run_rate(
     admin.create_topics(bootstrap, topics.names(), 3)
     n = int(rate * (warmup_s + duration_s))
     port = free_port()
-    env = {
-        **os.environ,
-        "FRAUDSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "FRAUDSTREAM_REDIS_URL": endpoints.redis_url,
-        "FRAUDSTREAM_REDIS_KEY_PREFIX": f"lat{run}",
-        "FRAUDSTREAM_GROUP_ID": f"lat-{run}",
-        "FRAUDSTREAM_TOPIC_TRANSACTIONS": topics.transactions,
-        "FRAUDSTREAM_TOPIC_LABELS": topics.labels,
-        "FRAUDSTREAM_TOPIC_SCORES": topics.scores,
-        "FRAUDSTREAM_TOPIC_FLAGS": topics.flags,
-        "FRAUDSTREAM_TOPIC_DEAD_LETTERS": topics.dead_letters,
-        "FRAUDSTREAM_CREATE_TOPICS": "false",
-        "FRAUDSTREAM_METRICS_PORT": str(port),
-        "FRAUDSTREAM_SUMMARY_EVERY_S": "3600",
-    }
+    env = detector_env(bootstrap, endpoints.redis_url, f"lat{run}", topics,
+                       metrics_port=str(port), summary_every_s="3600")  # fmt: skip
     ctx = mp.get_context("spawn")
     ready, start_box, behind_box = ctx.Event(), ctx.Value("d", 0.0), ctx.Value("d", 0.0)
     generator = ctx.Process(

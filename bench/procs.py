@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import subprocess
 import time
@@ -23,6 +24,7 @@ __all__ = [
     "broker_process",
     "cleanup_run",
     "cpu_seconds",
+    "detector_env",
     "feature_config",
     "free_port",
     "fresh_run",
@@ -131,3 +133,26 @@ def cleanup_run(endpoints: services.ServiceEndpoints, topics: TopicSettings, pre
             client.unlink(*batch)
     finally:
         client.close()
+
+
+def detector_env(
+    bootstrap: str, redis_url: str, run: str, topics: TopicSettings, **settings: str
+) -> dict[str, str]:
+    """The environment of a ``fraudstream detect`` child for one run: this process's variables,
+    the services, the run's topics, key prefix and group, and ``settings`` as ``FRAUDSTREAM_<K>``.
+    """
+    env = {
+        **os.environ,
+        "FRAUDSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "FRAUDSTREAM_REDIS_URL": redis_url,
+        "FRAUDSTREAM_REDIS_KEY_PREFIX": run,
+        "FRAUDSTREAM_GROUP_ID": run,
+        "FRAUDSTREAM_TOPIC_TRANSACTIONS": topics.transactions,
+        "FRAUDSTREAM_TOPIC_LABELS": topics.labels,
+        "FRAUDSTREAM_TOPIC_SCORES": topics.scores,
+        "FRAUDSTREAM_TOPIC_FLAGS": topics.flags,
+        "FRAUDSTREAM_TOPIC_DEAD_LETTERS": topics.dead_letters,
+        "FRAUDSTREAM_CREATE_TOPICS": "false",
+    }
+    env.update({f"FRAUDSTREAM_{k.upper()}": v for k, v in settings.items()})
+    return env

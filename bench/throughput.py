@@ -60,6 +60,7 @@ from bench.procs import (
     broker_process,
     cleanup_run,
     cpu_seconds,
+    detector_env,
     free_port,
     fresh_run,
     publish_backlog,
@@ -163,22 +164,9 @@ def _start_detector(
     endpoints: services.ServiceEndpoints, topics: TopicSettings, run: str, batch_size: int
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {
-        **os.environ,
-        "FRAUDSTREAM_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-        "FRAUDSTREAM_REDIS_URL": endpoints.redis_url,
-        "FRAUDSTREAM_REDIS_KEY_PREFIX": run,
-        "FRAUDSTREAM_GROUP_ID": run,
-        "FRAUDSTREAM_TOPIC_TRANSACTIONS": topics.transactions,
-        "FRAUDSTREAM_TOPIC_LABELS": topics.labels,
-        "FRAUDSTREAM_TOPIC_SCORES": topics.scores,
-        "FRAUDSTREAM_TOPIC_FLAGS": topics.flags,
-        "FRAUDSTREAM_TOPIC_DEAD_LETTERS": topics.dead_letters,
-        "FRAUDSTREAM_CREATE_TOPICS": "false",
-        "FRAUDSTREAM_BATCH_SIZE": str(batch_size),
-        "FRAUDSTREAM_METRICS_PORT": str(port),
-        "FRAUDSTREAM_SUMMARY_EVERY_S": "3600",
-    }
+    env = detector_env(endpoints.kafka_bootstrap, endpoints.redis_url, run, topics,
+                       batch_size=str(batch_size), metrics_port=str(port),
+                       summary_every_s="3600")  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "fraudstream", "detect"], env=env, stderr=subprocess.DEVNULL
     )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import detector_env
 from fraudstream.settings import KafkaSettings, TopicSettings
 from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from fraudstream.stream.publish import Publisher, publish_stream
@@ -52,23 +52,11 @@ def test_a_killed_detector_restores_its_last_checkpoint_and_refuses_a_tampered_o
     publish_stream(records, Publisher(KafkaSettings(bootstrap=kafka_bootstrap)), topics,
                    rate=None, label_delay_ms=86_400_000)  # fmt: skip
     checkpoints = tmp_path / "checkpoints"
-    env = {
-        **os.environ,
-        "FRAUDSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "FRAUDSTREAM_REDIS_URL": redis_url,
-        "FRAUDSTREAM_REDIS_KEY_PREFIX": redis_prefix,
-        "FRAUDSTREAM_GROUP_ID": f"restart-{tmp_path.name}",
-        "FRAUDSTREAM_TOPIC_TRANSACTIONS": topics.transactions,
-        "FRAUDSTREAM_TOPIC_LABELS": topics.labels,
-        "FRAUDSTREAM_TOPIC_SCORES": topics.scores,
-        "FRAUDSTREAM_TOPIC_FLAGS": topics.flags,
-        "FRAUDSTREAM_TOPIC_DEAD_LETTERS": topics.dead_letters,
-        "FRAUDSTREAM_CREATE_TOPICS": "false",
-        "FRAUDSTREAM_MODEL_NEGATIVE_RATE": "1.0",
-        "FRAUDSTREAM_MODEL_CHECKPOINT_DIR": str(checkpoints),
-        "FRAUDSTREAM_MODEL_CHECKPOINT_EVERY_MS": "200",
-        "FRAUDSTREAM_MODEL_CHECKPOINT_KEY": "test-key",
-    }
+    env = detector_env(
+        kafka_bootstrap, redis_url, redis_prefix, topics,
+        model_negative_rate="1.0", model_checkpoint_dir=str(checkpoints),
+        model_checkpoint_every_ms="200", model_checkpoint_key="test-key",
+    )  # fmt: skip
     first = _start(env, tmp_path / "first.log")
     try:
         deadline = time.monotonic() + 120
