@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -22,7 +23,7 @@ from typing import Any
 
 from fraudstream import __version__
 from fraudstream.errors import ConfigError, FraudstreamError
-from fraudstream.settings import Settings
+from fraudstream.settings import ENV_FIELDS, ENV_PREFIX, SECTIONS, Settings
 
 __all__ = ["main", "parse_duration_ms"]
 
@@ -149,6 +150,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _connection_flags(det)
     _detector_flags(det)
+    _setting_flags(det)
 
     demo = sub.add_parser(
         "demo",
@@ -163,6 +165,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=183)
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     _detector_flags(demo)
+    _setting_flags(demo)
 
     bench = sub.add_parser(
         "bench",
@@ -194,6 +197,24 @@ def _detector_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _setting_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for every other setting, named after its variable: FRAUDSTREAM_MODEL_THRESHOLD is
+    ``--model-threshold``. Secrets have none: a command line is visible to every local user."""
+    group = parser.add_argument_group("every other setting (flag overrides FRAUDSTREAM_<NAME>)")
+    for name, (section, fname) in ENV_FIELDS.items():
+        field = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == fname)
+        if "Secret" in str(field.type):
+            continue
+        default = field.default if field.default is not dataclasses.MISSING else None
+        try:
+            group.add_argument(
+                "--" + name.lower().replace("_", "-"), dest=f"env__{name}", metavar="VALUE",
+                help=f"[{ENV_PREFIX}{name}] default {default!r}",
+            )  # fmt: skip
+        except argparse.ArgumentError:
+            continue  # a hand-written flag above already covers it
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         "kafka__bootstrap": getattr(args, "kafka_bootstrap", None),
@@ -211,7 +232,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     pairs = getattr(args, "kafka_config", None)
     if pairs:
         overrides["kafka__extra"] = dict(pairs)
-    return Settings.from_env(os.environ, **overrides)
+    # Generated flags are applied as their variables would be: same parsing, same checks.
+    env = dict(os.environ)
+    for dest, value in vars(args).items():
+        if dest.startswith("env__") and value is not None:
+            env[ENV_PREFIX + dest[len("env__") :]] = value
+    return Settings.from_env(env, **overrides)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -16,6 +16,9 @@ from fraudstream.errors import ConfigError
 __all__ = [
     "DEFAULT_MAX_TIMESTAMP_MS",
     "DEFAULT_MIN_TIMESTAMP_MS",
+    "ENV_FIELDS",
+    "ENV_PREFIX",
+    "SECTIONS",
     "DetectorSettings",
     "FeatureSettings",
     "KafkaSettings",
@@ -234,7 +237,7 @@ class Settings:
         >>> s.topics.scores, s.kafka.bootstrap
         ('s2', 'k:9092')
         """
-        values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+        values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         extra: dict[str, str] = {}
         for key, raw in env.items():
             if not key.startswith(ENV_PREFIX):
@@ -244,7 +247,7 @@ class Settings:
                 # FRAUDSTREAM_KAFKA_CONFIG_SECURITY_PROTOCOL=SSL -> security.protocol=SSL
                 extra[name[len("KAFKA_CONFIG_") :].lower().replace("_", ".")] = raw
                 continue
-            target = _ENV_FIELDS.get(name)
+            target = ENV_FIELDS.get(name)
             if target is not None:
                 section, fname = target
                 values[section][fname] = _coerce(cls, section, fname, raw, key)
@@ -260,12 +263,12 @@ class Settings:
             merged.update(values["kafka"].get("extra", {}))
             values["kafka"]["extra"] = merged
         try:
-            return cls(**{name: _SECTIONS[name](**kw) for name, kw in values.items()})
+            return cls(**{name: SECTIONS[name](**kw) for name, kw in values.items()})
         except TypeError as exc:
             raise ConfigError(f"invalid setting: {exc}") from exc
 
 
-_SECTIONS: dict[str, type[Any]] = {
+SECTIONS: dict[str, type[Any]] = {
     "kafka": KafkaSettings,
     "redis": RedisSettings,
     "topics": TopicSettings,
@@ -275,7 +278,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "model": ModelSettings,
 }
 # Environment variable (without prefix) -> (section, field).
-_ENV_FIELDS: dict[str, tuple[str, str]] = {
+ENV_FIELDS: dict[str, tuple[str, str]] = {
     "KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
     "KAFKA_SASL_PASSWORD": ("kafka", "sasl_password"),
     "REDIS_URL": ("redis", "url"),
@@ -328,7 +331,7 @@ _ENV_FIELDS: dict[str, tuple[str, str]] = {
 
 
 def _coerce(cls: type[Settings], section: str, fname: str, raw: str, env_key: str) -> Any:
-    ftype = {f.name: f.type for f in dataclasses.fields(_SECTIONS[section])}[fname]
+    ftype = {f.name: f.type for f in dataclasses.fields(SECTIONS[section])}[fname]
     if "Secret" in str(ftype):
         return Secret(raw)
     if str(ftype) == "bool":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -119,6 +119,7 @@ class DetectorLoop:
         self._delivery_error: KafkaError | None = None
         self._assigned: set[Source] = set()  # both consumers' partitions, kept by the callbacks
         self._next_plan = 0.0
+        self._run_started = time.monotonic()
 
     # -- partitions ---------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -341,11 +342,23 @@ class DetectorLoop:
             position = consumer.position([tp])[0].offset
             return position < high if position >= 0 else low < high
 
-        released = merge.release(backlog, self._options.batch_size)
         now = time.monotonic()
-        if now < self._next_plan:
-            return released
-        self._next_plan = now + 0.01  # pauses (full queues, labels too far ahead) need no hurry
+        if now >= self._next_plan:  # also makes every assigned partition known to the merge
+            self._next_plan = now + 0.01  # pauses (full queues, labels far ahead): no hurry
+            self._apply_plan(merge, consumers, backlog)
+        if (
+            self._labels is not None
+            and not any(topic == self._topics.labels for topic, _ in self._assigned)
+            and now - self._run_started < self._options.idle_after_s
+        ):
+            return []  # the labels consumer has not joined yet: labels due first could be missed
+        return merge.release(backlog, self._options.batch_size)
+
+    def _apply_plan(
+        self, merge: EventTimeMerge[_Entry], consumers: dict[str, Consumer],
+        backlog: Callable[[Source], bool],
+    ) -> None:  # fmt: skip
+        """Pause and resume what the merge asks for (full queues, labels too far ahead)."""
         plan = merge.plan(self._assigned, backlog)
         for sources, action in ((plan.pause, "pause"), (plan.resume, "resume")):
             by_topic: dict[str, list[TopicPartition]] = {}
@@ -356,7 +369,6 @@ class DetectorLoop:
         if plan.pause:
             self._metrics.alignment_pauses.inc(len(plan.pause))
             logger.debug("aligned pause=%s resume=%s", sorted(plan.pause), sorted(plan.resume))
-        return released
 
     # -- run ----------------------------------------------------------------------------
     def _next_batch(self) -> list[Message]:
@@ -390,6 +402,7 @@ class DetectorLoop:
             )
         next_summary = time.monotonic() + opts.summary_every_s
         next_lag = time.monotonic() + opts.lag_every_s
+        self._run_started = time.monotonic()
         merge = self._merge
         try:
             while not stop.is_set():

@@ -31,3 +31,32 @@ def test_publish_without_bootstrap_exits_2_with_a_clear_message(
                  "--publish", "--no-progress"])  # fmt: skip
     assert code == 2
     assert "FRAUDSTREAM_KAFKA_BOOTSTRAP" in capsys.readouterr().err
+
+
+def test_every_setting_but_the_secrets_has_a_flag_that_overrides_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fraudstream.cli import _build_parser, _settings
+    from fraudstream.settings import ENV_FIELDS
+
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_THRESHOLD", "0.6")
+    parser = _build_parser()
+    args = parser.parse_args(["detect", "--model-threshold", "0.75", "--align-inputs", "false"])
+    settings = _settings(args)
+    assert settings.model.threshold == 0.75  # the flag wins over the variable
+    assert settings.detector.align_inputs is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["detect", "--help"])
+    help_text = capsys.readouterr().out
+    secrets = {"KAFKA_SASL_PASSWORD", "REDIS_PASSWORD", "MODEL_CHECKPOINT_KEY"}
+    for name in ENV_FIELDS:
+        if name not in secrets:
+            assert f"FRAUDSTREAM_{name}]" in help_text, name
+    for name in secrets:
+        assert "--" + name.lower().replace("_", "-") not in help_text
+
+
+def test_a_bad_setting_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["detect", "--model-threshold", "high"])
+    assert code == 2
+    assert "FRAUDSTREAM_MODEL_THRESHOLD" in capsys.readouterr().err
