@@ -110,6 +110,10 @@ class EventTimeMerge(Generic[T]):
         read = [s.event_ms for s in self._sources.values() if s.merged and s.event_ms is not None]
         return min(read, default=2**62)
 
+    def has_reference(self) -> bool:
+        """Whether any transaction was read yet (labels are read against their time)."""
+        return self.reference_ms() < 2**62
+
     def queued(self) -> int:
         """Records waiting."""
         return sum(len(s.queue) for s in self._sources.values())

@@ -411,7 +411,7 @@ class DetectorLoop:
                 # aligned, a transaction is released only once the labels due by its time were
                 # read. Aligned, labels wait for the first transactions: until then there is no
                 # event time to read them against.
-                if self._labels is not None and (merge is None or merge.reference_ms() < 2**62):
+                if self._labels is not None and (merge is None or merge.has_reference()):
                     label_msgs = self._labels.consume(opts.batch_size, 0)
                     if label_msgs:
                         self._handle_labels(label_msgs)
