@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from bench.procs import cleanup_run, feature_config, fresh_run, publish_backlog
+from bench.procs import PARTITIONS, cleanup_run, feature_config, fresh_run, publish_backlog
 from fraudstream import services
 from fraudstream.app import Detector, build_scorer
 from fraudstream.events import Label, Transaction, decode_label, decode_transaction, encode_score
@@ -27,8 +27,7 @@ from fraudstream.stream.publish import PublishStats, publish_stream
 
 __all__ = ["run_in_process", "run_naive"]
 
-PARTITIONS = 3
-STEADY_END = 0.9  # the measured window ends when this share of the input is done
+STEADY_END = 0.9  # a measured window ends when this share of the input is done
 
 
 class _ListSink:

@@ -23,7 +23,7 @@ import orjson
 import redis
 
 from bench.procs import redis_cpu as redis_cpu_seconds
-from bench.record import environment, results_dir
+from bench.record import environment, percentiles, results_dir
 from fraudstream import services
 from fraudstream.events import Label, Transaction
 from fraudstream.features import FeatureConfig, RedisFeatureStore
@@ -81,14 +81,14 @@ def run(url: str, warm_days: int, batches: int, own: bool = True) -> list[dict[s
         n_tx = size * len(lat)
         client_cpu = time.process_time() - client_cpu
         redis_cpu = redis_cpu_seconds(client) - redis_cpu
-        lat.sort()
+        pct = percentiles(lat)
         rows.append(
             {
                 "batch": size,
                 "batches": len(lat),
                 "tx_per_s": size * len(lat) / total,
-                "p50_ms": lat[len(lat) // 2] * 1e3,
-                "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+                "p50_ms": pct["p50"] * 1e3,
+                "p99_ms": pct["p99"] * 1e3,
                 "redis_cpu_us_per_tx": redis_cpu / n_tx * 1e6,
                 "client_cpu_us_per_tx": client_cpu / n_tx * 1e6,
             }

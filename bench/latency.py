@@ -41,6 +41,8 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.procs import (
+    PARTITIONS,
+    QUICK_DATA,
     broker_process,
     cpu_seconds,
     detector_env,
@@ -57,7 +59,6 @@ from fraudstream.stream.publish import Publisher, publish_stream
 
 __all__ = ["main", "run_rate"]
 
-QUICK = SimulatorConfig(customers=300, terminals=600, days=30)
 BUDGET_US = 1000
 
 
@@ -84,7 +85,7 @@ def _generate(
     quick: bool, ready: Any, start_box: Any, behind_box: Any,
 ) -> None:  # fmt: skip
     """The generator process: simulate, say ready, wait for the start time, publish."""
-    dataset = simulate(QUICK if quick else SimulatorConfig())
+    dataset = simulate(QUICK_DATA if quick else SimulatorConfig())
     records = list(itertools.islice(iter_records(dataset), n))
     publisher = Publisher(KafkaSettings(bootstrap=bootstrap), extra={"linger.ms": "1"})
     ready.set()
@@ -117,7 +118,7 @@ def run_rate(
         scores=f"lat-{run}-scores", flags=f"lat-{run}-flags", dead_letters=f"lat-{run}-dlq",
     )  # fmt: skip
     bootstrap = endpoints.kafka_bootstrap
-    admin.create_topics(bootstrap, topics.names(), 3)
+    admin.create_topics(bootstrap, topics.names(), PARTITIONS)
     n = int(rate * (warmup_s + duration_s))
     port = free_port()
     env = detector_env(bootstrap, endpoints.redis_url, f"lat{run}", topics,
@@ -135,7 +136,7 @@ def run_rate(
     )
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{run}-reader",
                          "fetch.wait.max.ms": 5, "enable.auto.commit": False})  # fmt: skip
-    consumer.assign([TopicPartition(topics.scores, p, 0) for p in range(3)])
+    consumer.assign([TopicPartition(topics.scores, p, 0) for p in range(PARTITIONS)])
     rclient = redis.Redis.from_url(endpoints.redis_url)
     received: list[tuple[int, bytes]] = []
     try:
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_s": warmup,
             "label_delay_s": args.label_delay_s,
             "quick": args.quick,
-            "partitions": 3,
+            "partitions": PARTITIONS,
             "budget_us": BUDGET_US,
         },
         "environment": env,

@@ -17,10 +17,13 @@ import redis
 from fraudstream import services
 from fraudstream.features import FeatureConfig
 from fraudstream.settings import KafkaSettings, Settings, TopicSettings
+from fraudstream.simulator import SimulatorConfig
 from fraudstream.stream import admin
 from fraudstream.stream.publish import Publisher, PublishStats, publish_stream
 
 __all__ = [
+    "PARTITIONS",
+    "QUICK_DATA",
     "broker_process",
     "cleanup_run",
     "cpu_seconds",
@@ -32,6 +35,9 @@ __all__ = [
     "redis_cpu",
     "wait_ready",
 ]
+
+PARTITIONS = 3  # of every benchmark topic
+QUICK_DATA = SimulatorConfig(customers=300, terminals=600, days=30)  # --quick runs' payments
 
 
 def free_port() -> int:

@@ -55,8 +55,10 @@ import psutil
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.baselines import run_in_process, run_naive
+from bench.baselines import STEADY_END, run_in_process, run_naive
 from bench.procs import (
+    PARTITIONS,
+    QUICK_DATA,
     broker_process,
     cleanup_run,
     cpu_seconds,
@@ -76,10 +78,7 @@ from fraudstream.stream.publish import Publisher, publish_stream
 
 __all__ = ["main"]
 
-QUICK = SimulatorConfig(customers=300, terminals=600, days=30)
-PARTITIONS = 3
 LAG_SHARE = 0.9  # the bounded-lag run's rate, as a share of the best capacity
-STEADY_END = 0.9  # the capacity window ends at the Score that makes this share of the backlog
 SAMPLE_S = 0.2
 # Every Score's JSON starts with its transaction id (orjson keeps the encoder's key order):
 # slicing it out costs ~0.1 us, decoding 1.5 KB of JSON ~5 us of the reader's shared core.
@@ -588,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sim = SimulatorConfig()
     if args.quick:
-        sizes, n, lag_s, naive_s, warmup, sim = [100], 3000, 3.0, 2.0, 0.5, QUICK
+        sizes, n, lag_s, naive_s, warmup, sim = [100], 3000, 3.0, 2.0, 0.5, QUICK_DATA
     label_delay_ms = int(args.label_delay * 86_400_000)
     # The detector process inherits this environment: the baselines use the same model and
     # engine settings it will.
