@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -118,8 +118,12 @@ class DetectorLoop:
         self.scored = 0  # Scores produced since start (the tests' and the view's progress)
         self._delivery_error: KafkaError | None = None
         self._assigned: set[Source] = set()  # both consumers' partitions, kept by the callbacks
+        self._labels_joined = False  # the labels consumer has had an assignment
+        self._by_topic = {topics.transactions: self._consumer}
+        if self._labels is not None:
+            self._by_topic[topics.labels] = self._labels
         self._next_plan = 0.0
-        self._run_started = time.monotonic()
+        self._run_started = 0.0  # monotonic, set by run()
 
     # -- partitions ---------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -128,6 +132,7 @@ class DetectorLoop:
         logger.info("assigned partitions=%s", [p.partition for p in partitions])
 
     def _on_labels_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._labels_joined = True
         self._assigned.update((p.topic, p.partition) for p in partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -323,49 +328,39 @@ class DetectorLoop:
                     max(0, high - tp.offset)
                 )
 
-    def _consumers(self) -> dict[str, Consumer]:
-        consumers = {self._topics.transactions: self._consumer}
-        if self._labels is not None:
-            consumers[self._topics.labels] = self._labels
-        return consumers
+    def _backlog(self, source: Source) -> bool:
+        """Whether the broker holds more of ``source`` than was read (cached watermarks)."""
+        consumer = self._by_topic[source[0]]
+        tp = TopicPartition(*source)
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            return True  # not known yet: assume there is more
+        position = consumer.position([tp])[0].offset
+        return position < high if position >= 0 else low < high
 
     def _release(self, merge: EventTimeMerge[_Entry]) -> list[_Entry]:
         """Queued transactions the merge lets through now, and pauses/resumes it asks for."""
-        consumers = self._consumers()
-
-        def backlog(source: Source) -> bool:
-            consumer = consumers[source[0]]
-            tp = TopicPartition(*source)
-            low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0:
-                return True  # not known yet: assume there is more
-            position = consumer.position([tp])[0].offset
-            return position < high if position >= 0 else low < high
-
         now = time.monotonic()
         if now >= self._next_plan:  # also makes every assigned partition known to the merge
             self._next_plan = now + 0.01  # pauses (full queues, labels far ahead): no hurry
-            self._apply_plan(merge, consumers, backlog)
+            self._apply_plan(merge)
         if (
             self._labels is not None
-            and not any(topic == self._topics.labels for topic, _ in self._assigned)
+            and not self._labels_joined
             and now - self._run_started < self._options.idle_after_s
         ):
             return []  # the labels consumer has not joined yet: labels due first could be missed
-        return merge.release(backlog, self._options.batch_size)
+        return merge.release(self._backlog, self._options.batch_size)
 
-    def _apply_plan(
-        self, merge: EventTimeMerge[_Entry], consumers: dict[str, Consumer],
-        backlog: Callable[[Source], bool],
-    ) -> None:  # fmt: skip
+    def _apply_plan(self, merge: EventTimeMerge[_Entry]) -> None:
         """Pause and resume what the merge asks for (full queues, labels too far ahead)."""
-        plan = merge.plan(self._assigned, backlog)
+        plan = merge.plan(self._assigned, self._backlog)
         for sources, action in ((plan.pause, "pause"), (plan.resume, "resume")):
             by_topic: dict[str, list[TopicPartition]] = {}
             for topic, partition in sources:
                 by_topic.setdefault(topic, []).append(TopicPartition(topic, partition))
             for topic, tps in by_topic.items():
-                getattr(consumers[topic], action)(tps)
+                getattr(self._by_topic[topic], action)(tps)
         if plan.pause:
             self._metrics.alignment_pauses.inc(len(plan.pause))
             logger.debug("aligned pause=%s resume=%s", sorted(plan.pause), sorted(plan.resume))
