@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fraudstream.errors import ConfigError
 
@@ -21,6 +21,7 @@ __all__ = [
     "SECTIONS",
     "DetectorSettings",
     "FeatureSettings",
+    "Guarantee",
     "KafkaSettings",
     "LimitSettings",
     "ModelSettings",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "FRAUDSTREAM_"
+# at-least-once: offsets stored once the outputs are delivered (after a crash, outputs may repeat
+# with the same transaction id); exactly-once: outputs and offsets in one Kafka transaction.
+Guarantee = Literal["at-least-once", "exactly-once"]
 # 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z: older or later event times are data errors,
 # not transactions (a unit mix-up, seconds sent as milliseconds, or a corrupt field).
 DEFAULT_MIN_TIMESTAMP_MS = 946_684_800_000
@@ -180,12 +184,20 @@ class DetectorSettings:
     max_event_skew_ms: int = 21_600_000
     max_label_lag_ms: int = 60_000  # transactions may run this far ahead of unread labels
     idle_source_ms: int = 5000  # an input silent this long holds back no other
+    guarantee: Guarantee = "at-least-once"
+    # exactly-once: this process's name in the transactional id ({group_id}.{instance_id}).
+    # Unique among running processes, the same across restarts (a pod name); empty: host name.
+    instance_id: str = ""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.budget_us < 1:
             raise ConfigError(
                 f"expected batch_size >= 1 and budget_us >= 1; got {self.batch_size}, "
                 f"{self.budget_us}"
+            )
+        if self.guarantee not in get_args(Guarantee):
+            raise ConfigError(
+                f"expected guarantee at-least-once or exactly-once; got {self.guarantee!r}"
             )
 
 
@@ -315,6 +327,8 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
     "MAX_EVENT_SKEW_MS": ("detector", "max_event_skew_ms"),
     "MAX_LABEL_LAG_MS": ("detector", "max_label_lag_ms"),
     "IDLE_SOURCE_MS": ("detector", "idle_source_ms"),
+    "GUARANTEE": ("detector", "guarantee"),
+    "INSTANCE_ID": ("detector", "instance_id"),
     "MODEL_NAME": ("model", "name"),
     "MODEL_NEGATIVE_RATE": ("model", "negative_rate"),
     "MODEL_SEED": ("model", "seed"),

@@ -1,15 +1,24 @@
 """The detector's run loop: consume a batch, dead-letter bad records, score, produce, commit.
 
-Delivery semantics (at-least-once): a consumed offset is stored only after every output it
-caused (Score, Flag or dead letter) was acknowledged, and stored offsets are committed in the
-background, on partition revocation and at shutdown. After a crash, records after the last
-commit are consumed again: the feature store recognises their transaction ids (no double
-counting) and the outputs are produced again with the same transaction id.
+Delivery semantics, by ``LoopOptions.guarantee``:
+
+- at-least-once (default): a consumed offset is stored only after every output it caused
+  (Score, Flag or dead letter) was acknowledged, and stored offsets are committed in the
+  background, on partition revocation and at shutdown. After a crash, records after the last
+  commit are consumed again: the feature store recognises their transaction ids (no double
+  counting) and the outputs are produced again with the same transaction id.
+- exactly-once: each batch's outputs and its consumed offsets go in one Kafka transaction
+  (``send_offsets_to_transaction``), committed before the next batch is consumed, so a
+  ``read_committed`` consumer sees each output once. An aborted transaction rewinds the
+  consumer to its committed offsets; the records are consumed again and, being known to the
+  feature store by id, score the same. A batch never spans a rebalance: nothing is in flight
+  when partitions are revoked.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -17,7 +26,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from fraudstream.errors import KafkaClientError
 from fraudstream.events import (
@@ -30,7 +47,7 @@ from fraudstream.events import (
     decode_transaction,
     encode_score,
 )
-from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
+from fraudstream.settings import Guarantee, KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.align import EventTimeMerge, Source
 from fraudstream.stream.config import client_config
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
@@ -72,6 +89,11 @@ class LoopOptions:
     label_lag_ms: int = 60_000  # how far transactions may run ahead of labels still to read
     idle_after_s: float = 5.0
     queue_cap: int = 5000  # records queued per partition before it is paused
+    guarantee: Guarantee = "at-least-once"
+    # exactly-once: the producer's transactional.id; empty: "{group_id}.{host name}". One per
+    # running process, kept across its restarts (a restart then aborts what the crash left open).
+    transactional_id: str = ""
+    transaction_timeout_s: float = 60.0  # how long a commit or abort may take before failing
 
 
 class DetectorLoop:
@@ -96,8 +118,22 @@ class DetectorLoop:
         self._health = health
         self._options = options
         self._tracker = OffsetTracker()
-        self._producer = Producer(client_config(kafka, "producer"))
+        self._eos = options.guarantee == "exactly-once"
+        producer_config = client_config(kafka, "producer")
         consumer_config = client_config(kafka, "consumer")
+        if self._eos:
+            producer_config["transactional.id"] = (
+                options.transactional_id or f"{options.group_id}.{socket.gethostname()}"
+            )
+            consumer_config["enable.auto.commit"] = False  # offsets go in the transactions
+            consumer_config["isolation.level"] = "read_committed"
+        self._producer = Producer(producer_config)
+        if self._eos:
+            try:  # fences an older process with this id and aborts what it left open
+                self._producer.init_transactions(options.transaction_timeout_s)
+            except KafkaException as exc:
+                raise KafkaClientError(f"cannot start Kafka transactions: {exc}") from exc
+            logger.info("exactly-once transactional.id=%s", producer_config["transactional.id"])
         self._consumer = Consumer({**consumer_config, "group.id": options.group_id})
         self._labels: Consumer | None = None
         if learner is not None:
@@ -138,8 +174,10 @@ class DetectorLoop:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Finish what was produced for these partitions so their offsets can be committed
         # before another member takes them over: no loss, and no duplicate beyond in-flight.
-        self._drain(30.0)
-        self._commit()
+        # (Exactly-once: every batch was committed in its transaction before this poll.)
+        if not self._eos:
+            self._drain(30.0)
+            self._commit()
         self._tracker.clear()
         self._forget(partitions)
         logger.info("revoked partitions=%s", [p.partition for p in partitions])
@@ -157,6 +195,9 @@ class DetectorLoop:
             OffsetTracker.delivered(batch)
             return
         OffsetTracker.failed(batch)
+        if self._eos:  # the transaction's commit fails on it and is aborted, then retried
+            logger.warning("delivery failed in a transaction error=%s", err)
+            return
         self._delivery_error = err
         logger.error("delivery failed error=%s", err)
 
@@ -212,6 +253,8 @@ class DetectorLoop:
         next_offsets: dict[tuple[str, int], int] = {}
         good: list[Transaction] = []
         good_msgs: list[Message] = []
+        if self._eos:
+            self._producer.begin_transaction()
         batch = self._tracker.open(next_offsets)
         cb = partial(self._on_delivery, batch)
         received_ns = min(e[2] for e in entries)  # a record that waited in the merge counts it
@@ -227,6 +270,8 @@ class DetectorLoop:
             scores = self._scorer.score_batch(good, received_ns)
             self._publish_scores(scores, good_msgs, batch, cb, received_ns)
         OffsetTracker.seal(batch)
+        if self._eos:
+            self._commit_transaction(self._consumer, next_offsets)
 
     def _publish_scores(
         self, scores: Sequence[Score], msgs: Sequence[Message], batch: PendingBatch,
@@ -265,6 +310,8 @@ class DetectorLoop:
         assert self._learner is not None
         labels: list[Label] = []
         next_offsets: dict[tuple[str, int], int] = {}
+        if self._eos:
+            self._producer.begin_transaction()
         batch = self._tracker.open(next_offsets)
         cb = partial(self._on_delivery, batch)
         for msg in msgs:
@@ -289,11 +336,60 @@ class DetectorLoop:
         # Sealed after learning: the labels' offsets are stored only once they were learned
         # (or dead-lettered and delivered).
         OffsetTracker.seal(batch)
+        if self._eos:
+            assert self._labels is not None
+            self._commit_transaction(self._labels, next_offsets)
+
+    # -- transactions (exactly-once) ----------------------------------------------------
+    def _commit_transaction(
+        self, consumer: Consumer, next_offsets: dict[tuple[str, int], int]
+    ) -> None:
+        """Commit the open transaction with ``consumer``'s offsets; abort and rewind if asked.
+
+        Retriable errors are retried; an abortable one (a failed delivery, a timed-out
+        transaction) aborts and rewinds ``consumer`` to its committed offsets, so the batch is
+        consumed and produced again; anything else (fenced by a newer process) is fatal.
+        """
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        timeout = self._options.transaction_timeout_s
+        for attempt in range(1, 6):
+            try:
+                if offsets:
+                    self._producer.send_offsets_to_transaction(
+                        offsets, consumer.consumer_group_metadata(), timeout
+                    )
+                    offsets = []  # sent: a retried commit does not send them again
+                self._producer.commit_transaction(timeout)
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.txn_requires_abort():
+                    logger.warning("transaction aborted, batch will be redone error=%s", err)
+                    self._abort_and_rewind(consumer)
+                    return
+                if not err.retriable() or attempt == 5:
+                    raise KafkaClientError(f"transaction commit failed: {err}") from exc
+                logger.warning("transaction commit retried attempt=%d error=%s", attempt, err)
+
+    def _abort_and_rewind(self, consumer: Consumer) -> None:
+        try:
+            self._producer.abort_transaction(self._options.transaction_timeout_s)
+        except KafkaException as exc:
+            raise KafkaClientError(f"transaction abort failed: {exc}") from exc
+        self._tracker.clear()
+        assignment = consumer.assignment()
+        if self._merge is not None:  # queued records are consumed again after the seek
+            self._merge.forget((tp.topic, tp.partition) for tp in assignment)
+        for tp in consumer.committed(assignment, timeout=self._options.transaction_timeout_s):
+            if tp.offset < 0:  # nothing committed yet: auto.offset.reset is earliest
+                tp.offset = OFFSET_BEGINNING
+            consumer.seek(tp)
+        self._metrics.aborted_transactions.inc()
 
     # -- offsets ------------------------------------------------------------------------
     def _store_released(self) -> None:
         ready = self._tracker.release()
-        if not ready:
+        if not ready or self._eos:  # exactly-once: the offsets went in the transactions
             return
         labels_topic = self._topics.labels
         tx = [TopicPartition(t, p, o) for (t, p), o in ready.items() if t != labels_topic]
@@ -439,7 +535,8 @@ class DetectorLoop:
     def _close(self) -> None:
         self._drain(30.0)
         try:
-            self._commit()
+            if not self._eos:
+                self._commit()
         finally:
             self._consumer.close()
             if self._labels is not None:

@@ -80,6 +80,11 @@ class DetectorMetrics:
             "Partitions paused for running ahead of the slowest input in event time",
             registry=r,
         )
+        self.aborted_transactions = Counter(
+            "fraudstream_aborted_transactions",
+            "Kafka transactions aborted and redone (exactly-once guarantee only)",
+            registry=r,
+        )
         self.model_version = Gauge(
             "fraudstream_model_version", "Version id of the model scoring now", registry=r
         )

@@ -53,6 +53,7 @@ def test_secrets_hide_in_repr_and_str() -> None:
         ({"FRAUDSTREAM_MAX_AMOUNT": "lots"}, "FRAUDSTREAM_MAX_AMOUNT: expected a number"),
         ({"FRAUDSTREAM_DEFAULT_CURRENCY": "EURO"}, "expected a 3-letter ISO 4217"),
         ({"FRAUDSTREAM_MIN_TIMESTAMP_MS": "5", "FRAUDSTREAM_MAX_TIMESTAMP_MS": "4"}, "min_"),
+        ({"FRAUDSTREAM_GUARANTEE": "exactly-twice"}, "at-least-once or exactly-once; got 'exac"),
     ],
 )
 def test_malformed_settings_raise_config_error_naming_the_value(
@@ -70,3 +71,10 @@ def test_missing_bootstrap_is_a_config_error_that_says_what_to_set() -> None:
 def test_limits_reject_non_positive_sizes() -> None:
     with pytest.raises(ConfigError):
         LimitSettings(max_record_bytes=0)
+
+
+def test_the_guarantee_and_instance_id_come_from_env() -> None:
+    env = {"FRAUDSTREAM_GUARANTEE": "exactly-once", "FRAUDSTREAM_INSTANCE_ID": "pod-1"}
+    d = Settings.from_env(env).detector
+    assert (d.guarantee, d.instance_id) == ("exactly-once", "pod-1")
+    assert Settings().detector.guarantee == "at-least-once"
