@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,9 @@ _MCC = re.compile(r"[0-9]{4}")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 _NON_FINITE_TOKEN = re.compile(rb"(?<![\"\w])-?(NaN|Infinity)(?![\"\w])")
+_REPR: Final = reprlib.Repr()  # _show's: a few levels, items and characters of a bad value
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 4, 4
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +351,9 @@ def _show(value: object) -> str:
     """Describe a bad value briefly: its JSON type and at most 40 characters of it."""
     kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
             dict: "object"}.get(type(value), type(value).__name__)  # fmt: skip
-    text = repr(value)
+    # Bounded: a plain repr() of a value nested ~1,000 deep (a 2 kB record) raises
+    # RecursionError, and of a long one builds the whole text only to cut it.
+    text = _REPR.repr(value)
     return f"{kind} {text[:40]}{'...' if len(text) > 40 else ''}"
 
 

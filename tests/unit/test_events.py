@@ -162,6 +162,20 @@ def test_bad_fields_get_a_specific_reason_naming_the_field(
     assert result.message.startswith(f"{field}: ")
 
 
+@pytest.mark.parametrize("field", ["transaction_id", "amount", "timestamp", "channel", "lat"])
+def test_a_value_nested_a_thousand_deep_is_rejected_not_raised(field: str) -> None:
+    # 2 kB of brackets: within orjson's depth limit (1,024), beyond repr()'s recursion limit.
+    nested = b"[" * 1000 + b"]" * 1000
+    data = orjson.dumps(_valid_tx())[:-1] + b',"' + field.encode() + b'":' + nested + b"}"
+    result = decode_transaction(data, LIMITS)
+    assert isinstance(result, Rejection)
+    assert result.field == field
+    assert len(result.message) < 200
+    label = decode_label(b'{"transaction_id":' + nested + b',"is_fraud":true}', LIMITS)
+    assert isinstance(label, Rejection)
+    assert (label.reason, label.field) == ("wrong_type", "transaction_id")
+
+
 def test_oversized_record_is_refused_before_parsing() -> None:
     data = orjson.dumps({**_valid_tx(), "padding": "x" * LIMITS.max_record_bytes})
     result = decode_transaction(data, LIMITS)
