@@ -69,7 +69,8 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _MCC = re.compile(r"[0-9]{4}")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
-_NON_FINITE_TOKEN = re.compile(rb"(?<![\"\w])-?(NaN|Infinity)(?![\"\w])")
+# NaN or Infinity where the parser stopped expecting a value (after a sign for -Infinity).
+_NON_FINITE_AT = re.compile(r"(NaN|Infinity)(?![\"\w])")
 _REPR: Final = reprlib.Repr()  # _show's: a few levels, items and characters of a bad value
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 4, 4
 _REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
@@ -254,7 +255,8 @@ def _parse(data: bytes, limits: LimitSettings) -> dict[str, Any]:
         text = str(exc)
         if "UTF-8" in text:
             raise _RejectError("not_utf8", None, "expected UTF-8 JSON; got invalid UTF-8") from None
-        if "infinity" in text or _NON_FINITE_TOKEN.search(data):
+        doc = exc.doc if isinstance(exc.doc, str) else ""
+        if "infinity" in text or _NON_FINITE_AT.match(doc, exc.pos):
             raise _RejectError(
                 "non_finite_number", None, f"expected finite numbers; {text}"
             ) from None

@@ -105,6 +105,12 @@ BAD_RECORDS: list[tuple[bytes, str, str | None]] = [
      b'"timestamp":1522540831000}', "amount_too_large", "amount"),
     (b'{"transaction_id":"t","card_id":"c","amount":1,"timestamp":100000000000000000000}',
      "wrong_type", "timestamp"),
+    (b'{"transaction_id":"t","card_id":"c","amount":-Infinity,"timestamp":1522540831000}',
+     "non_finite_number", None),
+    (b'{"transaction_id":"t","card_id":"c","lat":NaN,"note":"x"}', "non_finite_number", None),
+    # A truncated record that merely mentions Infinity in a string is broken JSON, not a NaN.
+    (b'{"transaction_id":"t","note":"Avengers: Infinity War","amount":1', "invalid_json", None),
+    (b'{"transaction_id":"t","note":"to Infinity and beyond"', "invalid_json", None),
     (b"[1, 2]", "not_an_object", None),
     (b'"just a string"', "not_an_object", None),
     (b"null", "not_an_object", None),
