@@ -60,6 +60,7 @@ ReasonCode = Literal[
     "invalid_enum",  # channel or source outside its allowed values
     "invalid_code",  # currency, country or merchant category not in its format
     "invalid_coordinate",  # lat outside [-90, 90] or lon outside [-180, 180]
+    "duplicate_field",  # a field of the record appears more than once in its object
 ]
 REASON_CODES: Final = frozenset(get_args(ReasonCode))
 _CHANNELS: Final = frozenset(get_args(Channel))
@@ -71,6 +72,9 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 # NaN or Infinity where the parser stopped expecting a value (after a sign for -Infinity).
 _NON_FINITE_AT = re.compile(r"(NaN|Infinity)(?![\"\w])")
+# In valid JSON: a string (escapes kept) followed by a colon is a key; brackets give the depth.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_KEY_OR_BRACKET = re.compile(rf"({_STRING})\s*:|{_STRING}|[{{}}\[\]]")
 _REPR: Final = reprlib.Repr()  # _show's: a few levels, items and characters of a bad value
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 4, 4
 _REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
@@ -235,6 +239,20 @@ class DeadLetter:
         )
 
 
+_Fields = tuple[tuple[str, bytes], ...]  # a record's field names, and each quoted as in JSON
+
+
+def _fields(*names: str) -> _Fields:
+    return tuple((name, f'"{name}"'.encode()) for name in names)
+
+
+_TRANSACTION_FIELDS: Final = _fields(
+    "transaction_id", "card_id", "amount", "timestamp", "terminal_id", "currency", "channel",
+    "merchant_category", "country", "lat", "lon",
+)  # fmt: skip
+_LABEL_FIELDS: Final = _fields("transaction_id", "is_fraud", "card_id", "label_time", "source")
+
+
 class _RejectError(Exception):
     """Internal control flow: a field check failed. Never escapes this module."""
 
@@ -242,7 +260,7 @@ class _RejectError(Exception):
         self.rejection = Rejection(reason, message, field)
 
 
-def _parse(data: bytes, limits: LimitSettings) -> dict[str, Any]:
+def _parse(data: bytes, limits: LimitSettings, fields: _Fields, stamp_field: str) -> dict[str, Any]:
     if len(data) > limits.max_record_bytes:
         raise _RejectError(
             "record_too_large",
@@ -265,7 +283,53 @@ def _parse(data: bytes, limits: LimitSettings) -> dict[str, Any]:
         raise _RejectError(
             "not_an_object", None, f"expected a JSON object; got {type(obj).__name__}"
         )
+    # Every key is followed by a colon: with as many colons as distinct keys, none repeats
+    # (the common record, with an integer timestamp, is done here).
+    colons = data.count(b":")
+    if colons != len(obj):
+        _reject_repeated_fields(data, obj, colons, fields, stamp_field)
     return obj
+
+
+def _reject_repeated_fields(
+    data: bytes, obj: dict[str, Any], colons: int, fields: _Fields, stamp_field: str
+) -> None:
+    """Reject a record whose object names one of its fields twice.
+
+    Parsers disagree on which value wins (orjson: the last; others: the first), so another
+    consumer of the topic could read a different amount or verdict than the one scored.
+    Keys of nested objects and unknown fields are ignored, as their values are. ``data`` is
+    valid JSON (parsed already), so strings and brackets tokenise it exactly; the text is
+    tokenised only when two cheap proofs fail.
+    """
+    escaped = b"\\" in data
+    if not escaped:
+        # Without escapes every character is spelled literally: an ISO timestamp's colons are
+        # not keys', and a key appears as its quoted name.
+        stamp = obj.get(stamp_field)
+        if type(stamp) is str and colons - stamp.count(":") == len(obj):
+            return
+        if all(data.count(quoted) <= 1 for name, quoted in fields if name in obj):
+            return
+    text = data.decode()
+    wanted = {name for name, _ in fields}
+    seen: dict[str, int] = {}
+    depth = 0
+    for match in _KEY_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token[0] in "{[":
+            depth += 1
+        elif token[0] in "}]":
+            depth -= 1
+        elif depth == 1 and match.group(1) is not None:
+            key = orjson.loads(match.group(1))
+            if key in wanted:
+                seen[key] = seen.get(key, 0) + 1
+    for name, count in seen.items():
+        if count > 1:
+            raise _RejectError(
+                "duplicate_field", name, f"{name}: expected the field once; got it {count} times"
+            )
 
 
 def _id(obj: Mapping[str, Any], name: str, limits: LimitSettings, *, required: bool) -> str | None:
@@ -374,7 +438,7 @@ def decode_transaction(data: bytes, limits: LimitSettings) -> Transaction | Reje
     'negative_amount'
     """
     try:
-        obj = _parse(data, limits)
+        obj = _parse(data, limits, _TRANSACTION_FIELDS, "timestamp")
         transaction_id = _id(obj, "transaction_id", limits, required=True)
         card_id = _id(obj, "card_id", limits, required=True)
         amount = _number(obj, "amount")
@@ -429,7 +493,7 @@ def decode_label(data: bytes, limits: LimitSettings) -> Label | Rejection:
     Label(transaction_id='t1', is_fraud=True, card_id=None, label_time_ms=None, source='chargeback')
     """
     try:
-        obj = _parse(data, limits)
+        obj = _parse(data, limits, _LABEL_FIELDS, "label_time")
         transaction_id = _id(obj, "transaction_id", limits, required=True)
         is_fraud = obj.get("is_fraud")
         if is_fraud is None:

@@ -182,6 +182,44 @@ def test_a_value_nested_a_thousand_deep_is_rejected_not_raised(field: str) -> No
     assert (label.reason, label.field) == ("wrong_type", "transaction_id")
 
 
+TX = b'{"transaction_id":"t1","card_id":"c1","amount":12.5,"timestamp":1522540831000'
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (TX + b',"amount":9000}', "amount"),
+        (TX + b' , "amount" :\t0.01}', "amount"),
+        (TX + b',"amo\\u0075nt":0.01}', "amount"),  # the same name, escaped
+        (b'{"card_id":"c2",' + TX[1:] + b"}", "card_id"),
+        (TX.replace(b"1522540831000", b'"2018-04-01T00:00:31Z"') + b',"timestamp":1}', "timestamp"),
+    ],
+)
+def test_a_field_given_twice_is_refused_since_parsers_disagree_on_which_wins(
+    data: bytes, field: str
+) -> None:
+    result = decode_transaction(data, LIMITS)
+    assert isinstance(result, Rejection), result
+    assert (result.reason, result.field) == ("duplicate_field", field)
+    assert result.message == f"{field}: expected the field once; got it 2 times"
+    label = decode_label(b'{"transaction_id":"t1","is_fraud":false,"is_fraud":true}', LIMITS)
+    assert isinstance(label, Rejection)
+    assert (label.reason, label.field) == ("duplicate_field", "is_fraud")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        TX + b',"note":1,"note":2}',  # an unknown field is ignored, so is its repetition
+        TX + b',"x":{"amount":1,"amount":2}}',  # a nested object's keys are not fields
+        TX + b',"x":"\\"amount\\": \\"amount\\""}',  # a name inside a string value
+        TX.replace(b"1522540831000", b'"2018-04-01T00:00:31+00:00"') + b',"y":"a:b"}',
+    ],
+)
+def test_repeated_names_that_are_not_repeated_fields_are_accepted(data: bytes) -> None:
+    assert isinstance(decode_transaction(data, LIMITS), Transaction)
+
+
 def test_oversized_record_is_refused_before_parsing() -> None:
     data = orjson.dumps({**_valid_tx(), "padding": "x" * LIMITS.max_record_bytes})
     result = decode_transaction(data, LIMITS)
