@@ -10,8 +10,8 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from fraudstream.errors import ConfigError
 from fraudstream.settings import redact_url
@@ -23,22 +23,27 @@ _MAX_REPLY = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class RedisAddress:
-    """Where and how to reach a Redis server, parsed from a ``redis://`` URL."""
+    """Where and how to reach a Redis server, parsed from a ``redis://`` URL.
+
+    ``ca_file`` is the CA that signed a TLS server's certificate (the URL's ``ssl_ca_certs``,
+    as redis-py reads it); without one the system's CAs are trusted.
+    """
 
     host: str
     port: int
     unix_path: str | None = None
     tls: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
         """Parse ``redis://``, ``rediss://`` or ``unix://`` URLs.
 
-        >>> a = RedisAddress.from_url("rediss://:s3cret@cache.internal:6380/0")
-        >>> a.host, a.port, a.tls, a.password
-        ('cache.internal', 6380, True, 's3cret')
+        >>> a = RedisAddress.from_url("rediss://:s3cret@cache.internal:6380/0?ssl_ca_certs=/ca.pem")
+        >>> a.host, a.port, a.tls, a.password, a.ca_file
+        ('cache.internal', 6380, True, 's3cret', '/ca.pem')
         """
         parts = urlsplit(url)
         user = unquote(parts.username) if parts.username else None
@@ -52,7 +57,8 @@ class RedisAddress:
             port = parts.port or 6379
         except ValueError as exc:
             raise ConfigError(f"invalid port in Redis URL {redact_url(url)!r}") from exc
-        return cls(parts.hostname, port, None, parts.scheme == "rediss", user, password)
+        ca_file = parse_qs(parts.query).get("ssl_ca_certs", [None])[0]
+        return cls(parts.hostname, port, None, parts.scheme == "rediss", user, password, ca_file)
 
 
 def tcp_open(host: str, port: int, timeout_s: float = 1.0) -> bool:
@@ -97,7 +103,8 @@ def _connect(address: RedisAddress, timeout_s: float) -> Iterator[socket.socket]
         sock = socket.create_connection((address.host, address.port), timeout=timeout_s)
     try:
         if address.tls:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=address.host)
+            context = ssl.create_default_context(cafile=address.ca_file)
+            sock = context.wrap_socket(sock, server_hostname=address.host)
         if address.password is not None:
             user = (address.username,) if address.username else ()
             _command(sock, "AUTH", *user, address.password)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fraudstream.errors import ServiceError
 
-__all__ = ["LocalProcess", "free_ports", "log_excerpt"]
+__all__ = ["LocalProcess", "free_ports", "log_excerpt", "write_private"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,16 @@ def log_excerpt(path: Path, lines: int = 12) -> str:
         if line.strip() and not line.startswith(("\tat ", "\t... ", "    at "))
     ]
     return "\n".join(kept[-lines:]) if kept else "(log is empty)"
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by this user only (mode 0600, also if it existed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
 
 
 def run_to_completion(
