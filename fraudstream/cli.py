@@ -302,12 +302,18 @@ def _detect(args: argparse.Namespace) -> int:
     from fraudstream.stream.metrics import MetricsServer
 
     settings = _settings(args)
+    k = settings.kafka
     if settings.detector.create_topics:
         admin.create_topics(
-            settings.kafka.bootstrap or "",
+            k.bootstrap or "",
             settings.topics.names(),
             settings.detector.partitions,
-            extra_config=dict(settings.kafka.extra),
+            extra_config=dict(k.extra),
+            sasl_password=k.sasl_password,
+        )
+    else:  # the same login the loop will use, checked now: refused credentials fail at start
+        admin.wait_until_ready(
+            k.bootstrap or "", 30.0, dict(k.extra), sasl_password=k.sasl_password
         )
     runtime = app.build(settings)
     d = settings.detector
