@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,11 @@ def _detector_flags(parser: argparse.ArgumentParser) -> None:
 def _setting_flags(parser: argparse.ArgumentParser) -> None:
     """A flag for every other setting, named after its variable: FRAUDSTREAM_MODEL_THRESHOLD is
     ``--model-threshold``. Secrets have none: a command line is visible to every local user."""
+    names = ", ".join(ENV_PREFIX + name for name in _secret_names())
+    parser.add_argument_group(
+        "secrets (variables only, no flags)",
+        f"{names}; or each as <NAME>_FILE, the path of a file that holds the value",
+    )
     group = parser.add_argument_group("every other setting (flag overrides FRAUDSTREAM_<NAME>)")
     for name, (section, fname) in ENV_FIELDS.items():
         field = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == fname)
@@ -233,11 +238,56 @@ def _settings(args: argparse.Namespace) -> Settings:
     if pairs:
         overrides["kafka__extra"] = dict(pairs)
     # Generated flags are applied as their variables would be: same parsing, same checks.
-    env = dict(os.environ)
+    env = _with_secret_files(os.environ)
     for dest, value in vars(args).items():
         if dest.startswith("env__") and value is not None:
             env[ENV_PREFIX + dest[len("env__") :]] = value
-    return Settings.from_env(env, **overrides)
+    settings = Settings.from_env(env, **overrides)
+    if "sasl.password" in settings.kafka.extra:  # plain config is shown in repr, and on `ps`
+        raise ConfigError(
+            "expected the SASL password in FRAUDSTREAM_KAFKA_SASL_PASSWORD (or its _FILE), a "
+            "secret; got it as librdkafka config (FRAUDSTREAM_KAFKA_CONFIG_* or --kafka-config)"
+        )
+    return settings
+
+
+def _secret_names() -> list[str]:
+    """The variables (without prefix) that hold secrets: they have no flag, only a variable."""
+    return [
+        name
+        for name, (section, fname) in ENV_FIELDS.items()
+        if any(f.name == fname and "Secret" in str(f.type)
+               for f in dataclasses.fields(SECTIONS[section]))
+    ]  # fmt: skip
+
+
+def _with_secret_files(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` where each ``FRAUDSTREAM_<SECRET>_FILE`` became ``<SECRET>``: the
+    file's content, one trailing newline dropped (Docker and Kubernetes secrets are files).
+
+    Raises:
+        ConfigError: both the variable and its ``_FILE`` are set, or the file is unreadable
+            or empty. The message names the variables and the path, never the content.
+    """
+    env = dict(environ)
+    for name in _secret_names():
+        key = ENV_PREFIX + name
+        path = env.pop(key + "_FILE", None)
+        if path is None:
+            continue
+        if key in env:
+            raise ConfigError(f"expected one of {key} and {key}_FILE; got both")
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{key}_FILE: cannot read {path!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key}_FILE: {path!r} is not UTF-8 text") from None
+        value = value.removesuffix("\n").removesuffix("\r")
+        if not value:
+            raise ConfigError(f"{key}_FILE: {path!r} is empty")
+        env[key] = value
+    return env
 
 
 def _simulate(args: argparse.Namespace) -> int:
