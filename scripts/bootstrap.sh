@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what fraudstream needs on a fresh Debian/Ubuntu machine, idempotently:
-#   system packages: redis-server (tests and the demo), Java 17 and Maven (the local Kafka broker)
+#   system packages: redis-server (tests and the demo), Java 17 and Maven (the local Kafka broker),
+#     openssl (the security tests make a throwaway CA and server certificate with it)
 #   .venv with the package and its dev tools, pinned by constraints.txt
 #   the Apache Kafka jars, fetched once into the cache directory
 set -euo pipefail
@@ -10,6 +11,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing system packages: ${need[*]}"
   sudo=""
