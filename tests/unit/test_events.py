@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+from collections import Counter
 from typing import Any
 
 import jsonschema
@@ -11,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.hostile import hostile_records, tolerated_records, valid_record
 from fraudstream.events import (
     REASON_CODES,
     DeadLetter,
@@ -339,3 +342,28 @@ def test_dead_letter_keeps_the_original_bytes_and_repeats_the_reason_in_headers(
     assert headers["fraudstream.reason"] == b"not_utf8"
     assert headers["fraudstream.source.offset"] == b"42"
     assert headers["fraudstream.source.partition"] == b"3"
+
+
+def test_a_hundred_thousand_hostile_records_are_each_refused_with_their_own_reason() -> None:
+    """The seeded fuzz corpus the end-to-end test sends (bench/hostile.py), at decoder level."""
+    wrong: Counter[tuple[str, str, str | None, str, str | None]] = Counter()
+    reasons: set[str] = set()
+    for h in hostile_records(100_000, seed=20261129):
+        result = decode_transaction(h.value, LIMITS)  # raising fails the test
+        assert isinstance(decode_label(h.value, LIMITS), Label | Rejection)
+        if not isinstance(result, Rejection):
+            wrong[(h.kind, h.reason, h.field, "accepted", None)] += 1
+        elif (result.reason, result.field) != (h.reason, h.field):
+            wrong[(h.kind, h.reason, h.field, result.reason, result.field)] += 1
+        reasons.add(h.reason)
+    assert not wrong, wrong.most_common(10)  # (kind, expected reason, field, got reason, field)
+    assert reasons == REASON_CODES  # every reason code is exercised
+
+
+def test_odd_but_valid_records_are_accepted() -> None:
+    rng = random.Random(7)
+    valid = [(f"h-{i}", orjson.dumps(valid_record(rng, i))) for i in range(1000)]
+    for tx_id, data in [*tolerated_records(5000, seed=7), *valid]:
+        tx = decode_transaction(data, LIMITS)
+        assert isinstance(tx, Transaction), (tx, data[:200])
+        assert tx.transaction_id == tx_id
