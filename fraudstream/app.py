@@ -293,6 +293,6 @@ def build(settings: Settings) -> Runtime:
                     summary_every_s=d.summary_every_s, align=d.align_inputs,
                     max_skew_ms=d.max_event_skew_ms, label_lag_ms=d.max_label_lag_ms,
                     idle_after_s=d.idle_source_ms / 1000, guarantee=d.guarantee,
-                    transactional_id=f"{d.group_id}.{d.instance_id}" if d.instance_id else ""),
+                    instance_id=d.instance_id),
     )  # fmt: skip
     return Runtime(loop, detector, metrics, health)

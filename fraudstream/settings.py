@@ -185,8 +185,10 @@ class DetectorSettings:
     max_label_lag_ms: int = 60_000  # transactions may run this far ahead of unread labels
     idle_source_ms: int = 5000  # an input silent this long holds back no other
     guarantee: Guarantee = "at-least-once"
-    # exactly-once: this process's name in the transactional id ({group_id}.{instance_id}).
-    # Unique among running processes, the same across restarts (a pod name); empty: host name.
+    # This process's stable name (a pod name): unique among running processes, the same across
+    # restarts. Set, the consumers use static group membership with it (a restart takes its
+    # partitions back at once); exactly-once names its transactional id after it (else after
+    # the host name).
     instance_id: str = ""
 
     def __post_init__(self) -> None:

@@ -27,6 +27,9 @@ _DEFAULTS: dict[Role, dict[str, str | int | bool]] = {
     "consumer": {
         "fetch.wait.max.ms": 10,
         "enable.auto.commit": True,
+        # Stored offsets are committed each second (librdkafka: 5 s): after a crash at most
+        # about a second of records is consumed and scored again.
+        "auto.commit.interval.ms": 1000,
         "enable.auto.offset.store": False,  # offsets stored only after outputs are delivered
         "auto.offset.reset": "earliest",
     },

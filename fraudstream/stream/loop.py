@@ -90,9 +90,12 @@ class LoopOptions:
     idle_after_s: float = 5.0
     queue_cap: int = 5000  # records queued per partition before it is paused
     guarantee: Guarantee = "at-least-once"
-    # exactly-once: the producer's transactional.id; empty: "{group_id}.{host name}". One per
-    # running process, kept across its restarts (a restart then aborts what the crash left open).
-    transactional_id: str = ""
+    # This process's stable name: one per running process, kept across its restarts (a pod
+    # name). Set, it is the consumers' group.instance.id (static membership: a restarted
+    # process takes its partitions back at once instead of after the session timeout).
+    # Exactly-once: the transactional.id is "{group_id}.{instance_id or host name}", so a
+    # restart aborts what the crashed process left open.
+    instance_id: str = ""
     transaction_timeout_s: float = 60.0  # how long a commit or abort may take before failing
 
 
@@ -121,10 +124,11 @@ class DetectorLoop:
         self._eos = options.guarantee == "exactly-once"
         producer_config = client_config(kafka, "producer")
         consumer_config = client_config(kafka, "consumer")
+        if options.instance_id:
+            consumer_config["group.instance.id"] = options.instance_id
         if self._eos:
-            producer_config["transactional.id"] = (
-                options.transactional_id or f"{options.group_id}.{socket.gethostname()}"
-            )
+            name = options.instance_id or socket.gethostname()
+            producer_config["transactional.id"] = f"{options.group_id}.{name}"
             consumer_config["enable.auto.commit"] = False  # offsets go in the transactions
             consumer_config["isolation.level"] = "read_committed"
         self._producer = Producer(producer_config)

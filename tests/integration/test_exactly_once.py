@@ -67,7 +67,7 @@ def _loop(bootstrap: str, topics: TopicSettings, group: str, scorer: AmountScore
         KafkaSettings(bootstrap=bootstrap), topics, LimitSettings(), scorer, CountingLearner(),
         metrics or DetectorMetrics(), HealthState(model_loaded=True),
         LoopOptions(group_id=group, batch_size=50, guarantee="exactly-once",
-                    transactional_id=f"{group}.test", idle_after_s=1.0),
+                    instance_id="test", idle_after_s=1.0),
     )  # fmt: skip
 
 
