@@ -12,6 +12,7 @@ import gc
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,12 @@ FALLBACK_SUFFIX = "-fallback"  # appended to model_version of a Score from the f
 # After a feature-store failure, batches go straight to the fallback for this long before
 # Redis is tried again: a down Redis costs one timeout per probe, not one per batch.
 _PROBE_EVERY_S = 1.0
+# Fallback-scored transactions kept to add to the aggregates once the store answers (about
+# 200 bytes each): an outage of minutes at thousands a second. Beyond it the oldest are dropped
+# and counted. Recorded in chunks, a few per batch, so the hot path never stalls for long.
+_UNRECORDED_CAP = 1_000_000
+_RECORD_CHUNK = 2_000
+_RECORD_CHUNKS_PER_BATCH = 2
 LocalFeatures = Callable[[Sequence[Transaction]], list[dict[str, float]]]
 
 
@@ -66,6 +73,9 @@ class Detector:
     feature-store failure (a timeout included) does not stop scoring: the batch is scored on
     transaction-local features, each such Score's ``model_version`` ends in ``-fallback``, is
     counted in ``fraudstream_fallback_scores``, and its vector is never kept for learning.
+    The fallback-scored transactions are kept (bounded) and added to the aggregates, oldest
+    first, once the store answers again: the outage leaves no hole in the card and terminal
+    windows (the store is idempotent by transaction id, so a redelivered one is not doubled).
     """
 
     def __init__(
@@ -84,6 +94,7 @@ class Detector:
         self._next_export = 0.0
         self._store_down_until = 0.0  # monotonic; the store is not tried before then
         self._requested: str | None = None  # "reload" | "rollback", from a signal handler
+        self._unrecorded: deque[Transaction] = deque()  # fallback-scored, not yet in the store
 
     def request(self, action: str) -> None:
         """Ask for a model change between batches: ``reload`` swaps in the newest checkpoint,
@@ -111,6 +122,8 @@ class Detector:
             return self.store.features_for(batch), False
         if time.monotonic() >= self._store_down_until:
             try:
+                if self._unrecorded:
+                    self._record_unrecorded()
                 vectors = self.store.features_for(batch)
                 if self._store_down_until:
                     logger.warning("feature store answers again; fallback off")
@@ -121,9 +134,35 @@ class Detector:
                     logger.warning("feature store failed; scoring on local features error=%s", exc)
                 self._store_down_until = time.monotonic() + _PROBE_EVERY_S
         self.fallbacks += len(batch)
+        self._unrecorded.extend(batch)
+        dropped = len(self._unrecorded) - _UNRECORDED_CAP
+        if dropped > 0:
+            for _ in range(dropped):
+                self._unrecorded.popleft()
+            if self.metrics is not None:
+                self.metrics.fallback_unrecorded.inc(dropped)
         if self.metrics is not None:
             self.metrics.fallbacks.inc(len(batch))
         return self.fallback(batch), True
+
+    def _record_unrecorded(self) -> None:
+        """Add a few chunks of the fallback-scored transactions to the aggregates, oldest first.
+
+        Raises:
+            FeatureStoreError: the store failed again; what was not recorded stays queued.
+        """
+        for _ in range(_RECORD_CHUNKS_PER_BATCH):
+            if not self._unrecorded:
+                return
+            n = min(_RECORD_CHUNK, len(self._unrecorded))
+            chunk = [self._unrecorded[i] for i in range(n)]
+            self.store.features_for(chunk)  # the vectors are not needed: only the state change
+            for _ in range(n):
+                self._unrecorded.popleft()
+            if self.metrics is not None:
+                self.metrics.fallback_recorded.inc(n)
+            if not self._unrecorded:
+                logger.warning("fallback-scored transactions recorded in the aggregates")
 
     def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> list[Score]:
         """One Score per transaction, in order (fallback ones marked, see the class)."""

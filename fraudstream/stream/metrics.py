@@ -53,6 +53,16 @@ class DetectorMetrics:
             "Transactions scored by the fallback path (feature store too slow or down)",
             registry=r,
         )
+        self.fallback_recorded = Counter(
+            "fraudstream_fallback_recorded",
+            "Fallback-scored transactions added to the aggregates once the store answered again",
+            registry=r,
+        )
+        self.fallback_unrecorded = Counter(
+            "fraudstream_fallback_unrecorded",
+            "Fallback-scored transactions dropped from the backlog to record (backlog full)",
+            registry=r,
+        )
         self.processing = Histogram(
             "fraudstream_processing_seconds",
             "Per transaction: from the consumed batch to its Score being produced",

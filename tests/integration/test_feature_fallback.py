@@ -101,3 +101,33 @@ def test_without_fallback_a_store_failure_propagates(own_redis: LocalRedis) -> N
     own_redis.stop()
     with pytest.raises(FeatureStoreError):
         detector.score_batch(_batch(0, 2), time.perf_counter_ns())
+
+
+def test_fallback_transactions_join_the_aggregates_once_redis_answers_again(
+    own_redis: LocalRedis,
+) -> None:
+    detector, metrics = _detector(own_redis.url)
+    detector.score_batch(_batch(0), time.perf_counter_ns())  # tx0..tx4 recorded
+    own_redis.stop()
+    down = detector.score_batch(_batch(5), time.perf_counter_ns())  # tx5..tx9 on fallback
+    assert all(s.model_version.endswith(FALLBACK_SUFFIX) for s in down)
+    restarted = start_local_redis(own_redis.work_dir, os.environ, port=own_redis.port)
+    try:
+        time.sleep(1.1)  # past the probe interval: the next batch tries the store again
+        back = detector.score_batch(_batch(10, 1), time.perf_counter_ns())  # tx10, card0
+        # Redis came back empty (no AOF): card0 now holds its fallback-scored tx6 and tx8, then
+        # tx10; without the recording it would count tx10 alone.
+        assert not back[0].model_version.endswith(FALLBACK_SUFFIX)
+        assert back[0].features["tx_count_1d_by_card"] == 3.0
+        assert metrics.registry.get_sample_value("fraudstream_fallback_recorded_total") == 5
+        # Recorded once: scoring them again (a redelivery) changes nothing.
+        detector.score_batch(_batch(5), time.perf_counter_ns())
+        again = detector.score_batch(
+            [Transaction("tx12", "card0", 1.0, T0 + 12 * 60_000, terminal_id="t1")],
+            time.perf_counter_ns(),
+        )
+        assert again[0].features["tx_count_1d_by_card"] == 4.0
+    finally:
+        assert isinstance(detector.store, RedisFeatureStore)
+        detector.store.client.close()
+        restarted.stop()
