@@ -61,6 +61,7 @@ ReasonCode = Literal[
     "invalid_code",  # currency, country or merchant category not in its format
     "invalid_coordinate",  # lat outside [-90, 90] or lon outside [-180, 180]
     "duplicate_field",  # a field of the record appears more than once in its object
+    "invalid_id",  # an id holds a control character (U+0000-U+001F, U+007F-U+009F)
 ]
 REASON_CODES: Final = frozenset(get_args(ReasonCode))
 _CHANNELS: Final = frozenset(get_args(Channel))
@@ -68,6 +69,7 @@ _SOURCES: Final = frozenset(get_args(LabelSource))
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _MCC = re.compile(r"[0-9]{4}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 # NaN or Infinity where the parser stopped expecting a value (after a sign for -Infinity).
@@ -347,6 +349,14 @@ def _id(obj: Mapping[str, Any], name: str, limits: LimitSettings, *, required: b
             "value_too_long",
             name,
             f"{name}: expected at most {limits.max_id_chars} characters; got {len(value)}",
+        )
+    # No control characters: ids are joined by newlines in the feature store's records and
+    # written to logs and keys. isprintable() is the fast pass for the common id.
+    if not value.isprintable() and (bad := _CONTROL.search(value)):
+        raise _RejectError(
+            "invalid_id",
+            name,
+            f"{name}: expected no control characters; got {bad.group()!r} at {bad.start()}",
         )
     return value
 

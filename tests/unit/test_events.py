@@ -38,7 +38,7 @@ LABEL_SCHEMA = jsonschema.Draft202012Validator(json_schema("label"))
 SCORE_SCHEMA = jsonschema.Draft202012Validator(json_schema("score"))
 DLQ_SCHEMA = jsonschema.Draft202012Validator(json_schema("dead_letter"))
 
-ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=128)
+ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cc"]), min_size=1, max_size=128)
 valid_transactions = st.fixed_dictionaries(
     {
         "transaction_id": ids,
@@ -141,6 +141,10 @@ FIELD_CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"timestamp": {"s": 1}}, "wrong_type", "timestamp"),
     ({"transaction_id": ""}, "empty_value", "transaction_id"),
     ({"card_id": "c" * 129}, "value_too_long", "card_id"),
+    ({"card_id": "victim\nT1"}, "invalid_id", "card_id"),  # the feature store joins ids by \n
+    ({"transaction_id": "t\x00"}, "invalid_id", "transaction_id"),
+    ({"terminal_id": "\x85T"}, "invalid_id", "terminal_id"),
+    ({"card_id": "c\x7f"}, "invalid_id", "card_id"),
     ({"terminal_id": "x" * 1000}, "value_too_long", "terminal_id"),
     ({"amount": -0.01}, "negative_amount", "amount"),
     ({"amount": 1e12}, "amount_too_large", "amount"),
