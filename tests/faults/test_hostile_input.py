@@ -1,7 +1,7 @@
-"""Bad input at scale: 100,000 hostile records (bench/hostile.py) mixed at random into a few
-thousand valid transactions, sent live to one `fraudstream detect` process. Each hostile record
-lands on the dead-letter topic once, with its reason; each valid transaction is scored once; the
-process never exits until it is told to, and then cleanly.
+"""Bad input at scale: 100,000 hostile records (bench/hostile.py, and a hundred with no value)
+mixed at random into a few thousand valid transactions, sent live to one `fraudstream detect`
+process. Each hostile record lands on the dead-letter topic once, with its reason; each valid
+transaction is scored once; the process never exits until it is told to, and then cleanly.
 
 The same valid traffic, on the same schedule, also runs alone: the valid throughput and latency
 of both runs are printed and recorded as numbers, not pass marks (speed targets belong to the
@@ -40,12 +40,13 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
 N_HOSTILE = 100_000
 N_TOLERATED = 500  # odd but valid records (braces, quotes, emoji in ids...): scored like others
+N_TOMBSTONES = 100  # records with no value at all (null, not empty): refused as invalid JSON
 SEED = 20261129
 DATA = SimulatorConfig(customers=150, terminals=300, days=15, seed=SEED)
 SEND_S = 15.0  # both runs send their records evenly over this long
 
 _Valid = tuple[str, bytes, bytes | None]  # transaction id, value, key
-_Send = tuple[float, bytes, bytes | None]  # due (s after the start), value, key
+_Send = tuple[float, bytes | None, bytes | None]  # due (s after the start), value, key
 
 
 @dataclass
@@ -220,6 +221,8 @@ def test_a_hundred_thousand_hostile_records_are_dead_lettered_and_valid_traffic_
     valid_ids = Counter(tx_id for tx_id, _, _ in valid)
     assert max(valid_ids.values()) == 1
     hostile = list(hostile_records(N_HOSTILE, SEED))
+    tombstone = Hostile(b"", "invalid_json", None, "tombstone")
+    hostile[len(hostile) :] = [tombstone] * N_TOMBSTONES
 
     # Valid records keep their order; hostile ones fall between them at random.
     slots = [True] * len(valid) + [False] * len(hostile)
@@ -232,7 +235,7 @@ def test_a_hundred_thousand_hostile_records_are_dead_lettered_and_valid_traffic_
     schedule: list[_Send] = []
     for i, m in enumerate(mixed):
         if isinstance(m, Hostile):
-            schedule.append((i * step, m.value, _key(rng)))
+            schedule.append((i * step, None if m is tombstone else m.value, _key(rng)))
         else:
             alone.sent_at[m[0]] = both.sent_at[m[0]] = i * step
             alone_schedule.append((i * step, m[1], m[2]))
@@ -259,7 +262,7 @@ def test_a_hundred_thousand_hostile_records_are_dead_lettered_and_valid_traffic_
     for dead in both.dead:
         h = expected[(dead.source_partition, dead.source_offset)]
         assert dead.source_topic == topics.transactions
-        assert dead.value == h.value
+        assert dead.value == (None if h is tombstone else h.value)
         if (dead.reason, dead.field) != (h.reason, h.field):
             wrong[(h.kind, h.reason, h.field, dead.reason, dead.field)] += 1
     assert not wrong, wrong.most_common(10)  # (kind, expected reason, field, got reason, field)
