@@ -231,11 +231,14 @@ def start_local_kafka(
     log4j.write_text(_LOG4J2, encoding="utf-8")
     jvm = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}{os.sep}*"]
 
-    format_argv = [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted"]
-    format_argv += ["-t", new_cluster_id(), "-c", str(config)]
-    for user, password in (sasl_ssl.users if sasl_ssl is not None else {}).items():
-        format_argv += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password.get()}]"]
-    run_to_completion("kafka storage format", format_argv, env, work_dir / "format.log", 120.0)
+    if not (data_dir / "meta.properties").exists():  # formatted once; a restart reuses it
+        format_argv = [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted"]
+        format_argv += ["-t", new_cluster_id(), "-c", str(config)]
+        for user, password in (sasl_ssl.users if sasl_ssl is not None else {}).items():
+            format_argv += [
+                "--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password.get()}]"
+            ]  # fmt: skip
+        run_to_completion("kafka storage format", format_argv, env, work_dir / "format.log", 120.0)
 
     log_file = work_dir / "kafka.log"
     argv = [jvm[0], *_HEAP, *jvm[1:], "kafka.Kafka", str(config)]
