@@ -194,6 +194,11 @@ class Detector:
         """Online model metrics to Prometheus, every few seconds (they scan a window)."""
         self._next_export = time.monotonic() + 5.0
         metrics.model_version.set(self.scorer.model.updates)
+        stats = self.scorer.learner.stats
+        for outcome, n in (("learned", stats.learned), ("duplicates", stats.duplicates),
+                           ("unknown", stats.unknown), ("corrections", stats.corrections),
+                           ("implicit", stats.implicit_negatives)):  # fmt: skip
+            metrics.model_learning.labels(outcome).set(n)
         for name, value in self.scorer.metrics.summary().items():
             metrics.online_metric.labels(name).set(value)
 

@@ -95,6 +95,12 @@ class DetectorMetrics:
             "Kafka transactions aborted and redone (exactly-once guarantee only)",
             registry=r,
         )
+        self.model_learning = Gauge(
+            "fraudstream_model_learning",
+            "Delayed learning since start: learned, duplicates, unknown, corrections, implicit",
+            ["outcome"],
+            registry=r,
+        )
         self.model_version = Gauge(
             "fraudstream_model_version", "Version id of the model scoring now", registry=r
         )

@@ -1,0 +1,100 @@
+"""Labels shuffled, duplicated and then replayed whole: the feature store applies each once,
+the model learns each once, and the rest is counted as duplicates, on real Kafka and Redis."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.procs import detector_env
+from fraudstream.settings import TopicSettings
+from fraudstream.simulator import SimulatorConfig, iter_records, simulate
+from tests.faults.support import Outputs, publish_raw, start_detector, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
+
+DAY_MS = 86_400_000
+
+
+def _metric(url: str, name: str) -> float:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _wire(record: dict[str, object]) -> tuple[bytes, bytes]:
+    tx = {k: v for k, v in record.items() if k not in ("is_fraud", "fraud_scenario")}
+    return orjson.dumps(tx), str(record["card_id"]).encode()
+
+
+def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_topic: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    topics = TopicSettings(
+        transactions=tmp_topic(2), labels=tmp_topic(2), scores=tmp_topic(), flags=tmp_topic(),
+        dead_letters=tmp_topic(),
+    )  # fmt: skip
+    records = list(iter_records(simulate(SimulatorConfig(customers=100, terminals=200, days=30))))
+    scored = records[:2000]
+    last: int = scored[-1]["timestamp"]  # type: ignore[assignment]
+    tail = [r for r in records if r["timestamp"] > last + 2 * DAY_MS]  # type: ignore[operator]
+    assert len(tail) > 400
+    env = detector_env(kafka_bootstrap, redis_url, redis_prefix, topics,
+                       model_negative_rate="1.0")  # fmt: skip
+    log = tmp_path / "detector.log"
+    outputs = Outputs(kafka_bootstrap, topics, "read_uncommitted")
+    child = start_detector(env, log)
+    try:
+        publish_raw(kafka_bootstrap, topics.transactions, map(_wire, scored))
+        wait_for(lambda: outputs.counts()[0] == len(scored), 120, "the first Scores")
+        rng = random.Random(5)
+        labels = [
+            (orjson.dumps({"transaction_id": r["transaction_id"], "is_fraud": r["is_fraud"],
+                           "label_time": r["timestamp"] + DAY_MS}),  # type: ignore[operator]
+             str(r["card_id"]).encode())
+            for r in scored
+        ]  # fmt: skip
+        first = labels + rng.sample(labels, 600)  # 600 duplicated
+        rng.shuffle(first)  # and out of order
+        publish_raw(kafka_bootstrap, topics.labels, first)
+        publish_raw(kafka_bootstrap, topics.labels, labels)  # the whole feed replayed
+        url = re.search(r"metrics=(\S+)", log.read_text())
+        assert url is not None
+        learned = 'fraudstream_model_learning{outcome="learned"}'
+        for i, record in enumerate(tail):  # later transactions move the labels' watermark
+            publish_raw(kafka_bootstrap, topics.transactions, [_wire(record)])
+            if _metric(url.group(1), learned) >= len(scored) or i > 400:
+                break
+            time.sleep(0.05)
+        wait_for(lambda: _metric(url.group(1), learned) >= len(scored), 30, "labels learned")
+        time.sleep(6)  # one more export period: a second learning would show
+        m = url.group(1)
+        published = len(first) + len(labels)
+        assert _metric(m, learned) == len(scored)
+        assert _metric(m, 'fraudstream_model_learning{outcome="duplicates"}') == published - len(
+            scored
+        )
+        assert _metric(m, 'fraudstream_labels_total{outcome="applied"}') == len(scored)
+        assert _metric(m, 'fraudstream_labels_total{outcome="duplicate"}') == published - len(
+            scored
+        )
+        assert _metric(m, "fraudstream_model_version") == len(scored)  # updates: one each
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(60) == 0
+    finally:
+        outputs.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait(30)
