@@ -17,7 +17,14 @@ from confluent_kafka import Consumer, Producer
 from bench.procs import PARTITIONS, cleanup_run, feature_config, fresh_run, publish_backlog
 from fraudstream import services
 from fraudstream.app import Detector, build_scorer
-from fraudstream.events import Label, Transaction, decode_label, decode_transaction, encode_score
+from fraudstream.events import (
+    Label,
+    Score,
+    Transaction,
+    decode_label,
+    decode_transaction,
+    encode_score,
+)
 from fraudstream.features import MemoryFeatureStore, RedisFeatureStore
 from fraudstream.features.client import redis_client
 from fraudstream.settings import KafkaSettings, RedisSettings, Settings, TopicSettings
@@ -156,6 +163,8 @@ def run_naive(
                 if not isinstance(tx, Transaction):
                     continue
                 [score] = detector.score_batch([tx], time.perf_counter_ns())  # one round trip
+                if not isinstance(score, Score):
+                    continue  # an id reused by another transaction: the loop dead-letters it
                 out = encode_score(score)
                 producer.produce(topics.scores, out, msg.key())
                 if score.flagged:

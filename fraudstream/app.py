@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from fraudstream.errors import FeatureStoreError, ModelError
-from fraudstream.events import Label, Score, Transaction
+from fraudstream.events import Label, Rejection, Score, Transaction
 from fraudstream.features import FeatureConfig, FeatureStore, MemoryFeatureStore, RedisFeatureStore
 from fraudstream.features.client import redis_client
 from fraudstream.model import (
@@ -164,17 +164,30 @@ class Detector:
             if not self._unrecorded:
                 logger.warning("fallback-scored transactions recorded in the aggregates")
 
-    def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> list[Score]:
-        """One Score per transaction, in order (fallback ones marked, see the class)."""
+    def score_batch(
+        self, batch: Sequence[Transaction], received_ns: int
+    ) -> list[Score | Rejection]:
+        """One Score per transaction, in order (fallback ones marked, see the class).
+
+        A transaction whose id was first used by another transaction (the feature store saw
+        a different time, amount or terminal under it) gets a ``duplicate_id`` Rejection
+        instead: it is not scored, so the first transaction's Score and features stay its id's.
+        """
         vectors, fallback = self._features(batch)
+        conflicts = set() if fallback else set(self.store.conflicts)
         scored_at_ms = time.time_ns() // 1_000_000
-        out: list[Score] = []
+        out: list[Score | Rejection] = []
         with self.lock:
             if self._requested is not None:
                 self._apply_request()
             score = self.scorer.score
             keep = not fallback  # fallback vectors are not the real features: never learned
-            for tx, x in zip(batch, vectors, strict=True):
+            for i, (tx, x) in enumerate(zip(batch, vectors, strict=True)):
+                if i in conflicts:
+                    out.append(Rejection("duplicate_id", f"transaction id {tx.transaction_id!r} "
+                                         "was first used by a transaction with another time, "
+                                         "amount or terminal", "transaction_id"))  # fmt: skip
+                    continue
                 # Learns the labels due at this event time first (watermark), then scores.
                 v = score(tx.transaction_id, tx.card_id, x, tx.timestamp_ms, remember=keep)
                 version = v.model_version if keep else v.model_version + FALLBACK_SUFFIX

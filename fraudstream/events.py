@@ -62,6 +62,7 @@ ReasonCode = Literal[
     "invalid_coordinate",  # lat outside [-90, 90] or lon outside [-180, 180]
     "duplicate_field",  # a field of the record appears more than once in its object
     "invalid_id",  # an id holds a control character (U+0000-U+001F, U+007F-U+009F)
+    "duplicate_id",  # the transaction id was first used by another transaction (found at scoring)
 ]
 REASON_CODES: Final = frozenset(get_args(ReasonCode))
 _CHANNELS: Final = frozenset(get_args(Channel))

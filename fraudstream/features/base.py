@@ -16,6 +16,7 @@ __all__ = [
     "FeatureStore",
     "LabelStats",
     "encode_tx",
+    "same_event",
     "terminal_float",
     "terminal_hash",
 ]
@@ -29,10 +30,15 @@ class FeatureStats:
         late_events: Transactions older than the allowed lateness for their card or
             terminal: scored as of their event time but not added to that entity's state.
         replays: Transactions whose id had been seen: their first features were returned.
+        conflicts: Replays whose time, amount or terminal differ from the first transaction
+            with that id: not a redelivery but another transaction reusing the id. Their
+            first features come back too (state unchanged); the batch's positions are in
+            :attr:`FeatureStore.conflicts` for the caller to refuse them.
     """
 
     late_events: int = 0
     replays: int = 0
+    conflicts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,7 @@ class FeatureStore(Protocol):
     """Rolling per-card and per-terminal aggregates; one vector per transaction."""
 
     stats: FeatureStats
+    conflicts: list[int]  # positions in the last features_for batch of id conflicts
 
     def features_for(self, batch: Sequence[Transaction]) -> list[dict[str, float]]:
         """Features of each transaction as of its event time; update state once per id."""
@@ -107,4 +114,23 @@ def encode_tx(tx: Transaction) -> tuple[float, float, float, float, float]:
         1.0 if tx.channel == "card_not_present" else 0.0,
         float(tx.lat) if has_loc and tx.lat is not None else NO_LOCATION,
         float(tx.lon) if has_loc and tx.lon is not None else 0.0,
+    )
+
+
+def same_event(tx: Transaction, marker: Sequence[float]) -> bool:
+    """Whether a stored card marker (``catalogue.C_*`` order) was made by this transaction.
+
+    A redelivered transaction matches its marker; another transaction reusing the id differs
+    in time, amount or terminal (a different card alone is not seen: the marker has no card).
+
+    >>> tx = Transaction("x", "c", 2.5, 1000, "T1")
+    >>> same_event(tx, (0, 1000.0, 2.5, 999.0, 0.0, terminal_float("T1")))
+    True
+    >>> same_event(tx, (0, 1000.0, 3.0, 999.0, 0.0, terminal_float("T1")))
+    False
+    """
+    return (
+        marker[1] == float(tx.timestamp_ms)
+        and marker[2] == float(tx.amount)
+        and marker[5] == terminal_float(tx.terminal_id)
     )

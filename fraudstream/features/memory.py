@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 
 from fraudstream.events import Label, Transaction
 from fraudstream.features import catalogue as cat
-from fraudstream.features.base import FeatureStats, LabelStats, encode_tx, terminal_float
+from fraudstream.features.base import (
+    FeatureStats,
+    LabelStats,
+    encode_tx,
+    same_event,
+    terminal_float,
+)
 from fraudstream.features.config import DAY_MS, HOUR_MS, MINUTE_MS, FeatureConfig
 from fraudstream.features.window import CumLog, unit_vector
 
@@ -39,13 +45,19 @@ class MemoryFeatureStore:
         self._cards: dict[str, _Entity] = {}
         self._terms: dict[str, _Entity] = {}
         self._records: dict[str, tuple[str, str | None]] = {}
+        self.conflicts: list[int] = []
 
     def features_for(self, batch: Sequence[Transaction]) -> list[dict[str, float]]:
         """Features of each transaction as of its event time; see the Protocol."""
         out = []
-        for tx in batch:
+        self.conflicts = []
+        for i, tx in enumerate(batch):
             self._records.setdefault(tx.transaction_id, (tx.card_id, tx.terminal_id))
+            replays = self.stats.replays
             card = self._card(tx)
+            if self.stats.replays != replays and not same_event(tx, card):
+                self.stats.conflicts += 1
+                self.conflicts.append(i)
             term = self._terminal(tx) if tx.terminal_id is not None else cat.EMPTY_TERM
             out.append(cat.derive(card, term, self.names))
         return out

@@ -27,7 +27,13 @@ from fraudstream.errors import FeatureStoreError
 from fraudstream.events import Label, Transaction
 from fraudstream.features import catalogue as cat
 from fraudstream.features import keys
-from fraudstream.features.base import FeatureStats, LabelStats, encode_tx, terminal_float
+from fraudstream.features.base import (
+    FeatureStats,
+    LabelStats,
+    encode_tx,
+    same_event,
+    terminal_float,
+)
 from fraudstream.features.config import FeatureConfig
 
 __all__ = ["RedisFeatureStore"]
@@ -61,6 +67,7 @@ class RedisFeatureStore:
         self.config = cfg = config or FeatureConfig()
         self.names = cat.feature_names(cfg)
         self.stats = FeatureStats()
+        self.conflicts: list[int] = []  # positions of id conflicts in the last batch
         self._cluster = isinstance(client, RedisCluster)
         self._source = resources.files(__package__).joinpath("engine.lua").read_text()
         self._sha: str | None = None
@@ -91,6 +98,7 @@ class RedisFeatureStore:
     def features_for(self, batch: Sequence[Transaction]) -> list[dict[str, float]]:
         """Features of each transaction as of its event time; one round trip for the batch."""
         out: list[dict[str, float]] = []
+        self.conflicts = []
         if not self._cluster:
             self._overlapped(batch, out)
             return out
@@ -162,7 +170,8 @@ class RedisFeatureStore:
         stats, names, derive = self.stats, self.names, cat.derive
         card_at, term_at = _CARD.unpack_from, _TERM.unpack_from
         k = 0
-        for tx in batch:
+        base = len(out)  # a batch may be decoded in chunks: positions are batch positions
+        for i, tx in enumerate(batch):
             card_replay = reply[k]
             card = card_at(reply, k + 1)
             k += _CARD_REPLY
@@ -174,6 +183,9 @@ class RedisFeatureStore:
                 k += _TERM_REPLY
             if card_replay:
                 stats.replays += 1  # redelivered: the stored first answer came back
+                if not same_event(tx, card):  # another transaction reusing the id
+                    stats.conflicts += 1
+                    self.conflicts.append(base + i)
             elif card[0]:
                 stats.late_events += 1
             out.append(derive(card, term_vec, names))

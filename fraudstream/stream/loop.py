@@ -62,9 +62,12 @@ _Entry = tuple[Message, Transaction | Rejection, int]  # consumed record, decode
 
 
 class BatchScorer(Protocol):
-    """Scores a batch of valid transactions (features + model), one Score each, in order."""
+    """Scores a batch of valid transactions (features + model), one result each, in order: a
+    Score, or a Rejection for a transaction refused only at scoring (an id reused)."""
 
-    def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> Sequence[Score]: ...
+    def score_batch(
+        self, batch: Sequence[Transaction], received_ns: int
+    ) -> Sequence[Score | Rejection]: ...
 
 
 class LabelLearner(Protocol):
@@ -271,8 +274,16 @@ class DetectorLoop:
                 good_msgs.append(msg)
         self._metrics.batch_size.observe(len(entries))
         if good:
-            scores = self._scorer.score_batch(good, received_ns)
-            self._publish_scores(scores, good_msgs, batch, cb, received_ns)
+            results = self._scorer.score_batch(good, received_ns)
+            scores: list[Score] = []
+            scored_msgs: list[Message] = []
+            for outcome, msg in zip(results, good_msgs, strict=True):
+                if isinstance(outcome, Rejection):
+                    self._dead_letter(msg, outcome, batch, cb)
+                else:
+                    scores.append(outcome)
+                    scored_msgs.append(msg)
+            self._publish_scores(scores, scored_msgs, batch, cb, received_ns)
         OffsetTracker.seal(batch)
         if self._eos:
             self._commit_transaction(self._consumer, next_offsets)

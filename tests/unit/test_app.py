@@ -8,7 +8,7 @@ import pytest
 
 from fraudstream.app import Detector, build_scorer
 from fraudstream.errors import ModelError
-from fraudstream.events import Label, Transaction
+from fraudstream.events import Label, Rejection, Score, Transaction
 from fraudstream.features.memory import MemoryFeatureStore
 from fraudstream.settings import ModelSettings, Secret
 
@@ -78,3 +78,16 @@ def test_requested_rollback_and_reload_swap_the_model_between_batches(tmp_path: 
     assert score.model_version.startswith(f"gam-u{updates}-c4")
     with pytest.raises(ValueError, match="reload or rollback"):
         detector.request("promote")
+
+
+def test_an_id_reused_by_another_transaction_is_refused_not_scored() -> None:
+    detector = Detector(MemoryFeatureStore(), build_scorer(ModelSettings(), 30 * DAY))
+    first = Transaction("t1", "c1", 10.0, 1_600_000_000_000, "term1")
+    [score] = detector.score_batch([first], 0)
+    again, other = detector.score_batch([first, Transaction("t1", "c1", 99.0, first.timestamp_ms,
+                                                            "term1")], 0)  # fmt: skip
+    assert isinstance(score, Score)
+    assert isinstance(again, Score)
+    assert again.features == score.features  # a redelivery is scored again, the same
+    assert isinstance(other, Rejection)
+    assert (other.reason, other.field) == ("duplicate_id", "transaction_id")

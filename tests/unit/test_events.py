@@ -361,7 +361,8 @@ def test_a_hundred_thousand_hostile_records_are_each_refused_with_their_own_reas
             wrong[(h.kind, h.reason, h.field, result.reason, result.field)] += 1
         reasons.add(h.reason)
     assert not wrong, wrong.most_common(10)  # (kind, expected reason, field, got reason, field)
-    assert reasons == REASON_CODES  # every reason code is exercised
+    # every reason code the decoder gives is exercised (a duplicate id is found at scoring)
+    assert reasons == REASON_CODES - {"duplicate_id"}
 
 
 def test_odd_but_valid_records_are_accepted() -> None:

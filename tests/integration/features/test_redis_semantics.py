@@ -54,6 +54,30 @@ def test_replaying_any_slice_leaves_every_aggregate_unchanged(
     assert store.stats.replays == 600 + 48 + 1 + 390
 
 
+def test_an_id_reused_by_another_transaction_is_a_conflict_and_changes_nothing(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
+) -> None:
+    store, oracle = make_store(FeatureConfig()), MemoryFeatureStore(FeatureConfig())
+    txs = _stream(200)
+    assert store.features_for(txs) == oracle.features_for(txs)
+    before = _state(redis_client, store.config.key_prefix)
+    a, b, c = txs[5], txs[50], txs[120]
+    reused = [
+        a,  # a redelivery: not a conflict
+        Transaction(b.transaction_id, b.card_id, b.amount + 1, b.timestamp_ms, b.terminal_id),
+        Transaction(c.transaction_id, c.card_id, c.amount, c.timestamp_ms + 1, c.terminal_id),
+        Transaction(a.transaction_id, a.card_id, a.amount, a.timestamp_ms, "elsewhere"),
+    ]
+    got = store.features_for(reused)
+    assert store.conflicts == [1, 2, 3]
+    assert oracle.features_for(reused) == got
+    assert oracle.conflicts == [1, 2, 3]
+    assert store.stats.conflicts == 3
+    assert got[1:3] == store.features_for([b, c])  # the first transaction's features
+    assert store.conflicts == []
+    assert _state(redis_client, store.config.key_prefix) == before
+
+
 def test_every_key_has_a_ttl(
     make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
 ) -> None:
