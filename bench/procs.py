@@ -158,6 +158,7 @@ def detector_env(
         "FRAUDSTREAM_TOPIC_SCORES": topics.scores,
         "FRAUDSTREAM_TOPIC_FLAGS": topics.flags,
         "FRAUDSTREAM_TOPIC_DEAD_LETTERS": topics.dead_letters,
+        "FRAUDSTREAM_TOPIC_MODELS": topics.models,
         "FRAUDSTREAM_CREATE_TOPICS": "false",
     }
     env.update({f"FRAUDSTREAM_{k.upper()}": v for k, v in settings.items()})

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from fraudstream import roles
 from fraudstream.errors import FeatureStoreError, ModelError
 from fraudstream.events import Label, Rejection, Score, Transaction
 from fraudstream.features import FeatureConfig, FeatureStore, MemoryFeatureStore, RedisFeatureStore
@@ -30,10 +31,12 @@ from fraudstream.model import (
     FraudModel,
     MemorySnapshotStore,
     Scorer,
+    SnapshotStore,
 )
 from fraudstream.settings import ModelSettings, Settings
 from fraudstream.stream.loop import DetectorLoop, LoopOptions
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
+from fraudstream.stream.trainer import TrainerLoop, TrainerOptions
 
 __all__ = ["FALLBACK_SUFFIX", "Detector", "Runtime", "build", "build_scorer", "local_features"]
 
@@ -84,8 +87,11 @@ class Detector:
         scorer: Scorer,
         metrics: DetectorMetrics | None = None,
         fallback: LocalFeatures | None = None,
+        *,
+        remember: bool = True,
     ) -> None:
         self.store = store
+        self.remember = remember  # keep scored vectors here (learning in this process)
         self.scorer = scorer
         self.metrics = metrics
         self.fallback = fallback
@@ -181,7 +187,9 @@ class Detector:
             if self._requested is not None:
                 self._apply_request()
             score = self.scorer.score
-            keep = not fallback  # fallback vectors are not the real features: never learned
+            # Fallback vectors are not the real features: never learned. A scorer role keeps
+            # none: the trainer reads the scored vectors back from the feature store.
+            keep = self.remember and not fallback
             for i, (tx, x) in enumerate(zip(batch, vectors, strict=True)):
                 if i in conflicts:
                     out.append(Rejection("duplicate_id", f"transaction id {tx.transaction_id!r} "
@@ -199,9 +207,14 @@ class Detector:
                     )
                 )  # fmt: skip
             self.scorer.maybe_checkpoint(scored_at_ms)
-            if self.metrics is not None and time.monotonic() >= self._next_export:
-                self._export(self.metrics)
+        self.maybe_export()
         return out
+
+    def maybe_export(self) -> None:
+        """Export the model metrics if the last export is a few seconds old."""
+        if self.metrics is not None and time.monotonic() >= self._next_export:
+            with self.lock:
+                self._export(self.metrics)
 
     def _export(self, metrics: DetectorMetrics) -> None:
         """Online model metrics to Prometheus, every few seconds (they scan a window)."""
@@ -258,10 +271,19 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def build_scorer(settings: ModelSettings, snapshot_ttl_ms: int) -> Scorer:
-    """The model side: restore the newest verified checkpoint, or start a fresh model."""
+def build_scorer(
+    settings: ModelSettings,
+    snapshot_ttl_ms: int,
+    *,
+    snapshots: SnapshotStore | None = None,
+    model: FraudModel | None = None,
+) -> Scorer:
+    """The model side: restore the newest verified checkpoint, or start a fresh model.
+
+    ``model``: start from this one instead (a published version), when there is no checkpoint.
+    ``snapshots``: where scored vectors wait for labels (default: in this process).
+    """
     checkpoints: CheckpointStore | None = None
-    model: FraudModel | None = None
     if settings.checkpoint_dir:
         key = settings.checkpoint_key.get().encode() if settings.checkpoint_key else None
         checkpoints = CheckpointStore(
@@ -270,6 +292,8 @@ def build_scorer(settings: ModelSettings, snapshot_ttl_ms: int) -> Scorer:
         if checkpoints.numbers():
             model = checkpoints.load()  # verified (hash, HMAC) before anything is unpickled
             logger.info("restored model=%s", model.version)
+    elif model is not None:
+        logger.info("restored model=%s (published version)", model.version)
     if model is None:
         model = FraudModel(settings.name, settings.negative_rate, settings.seed)
     policy: DecisionPolicy = (
@@ -277,7 +301,7 @@ def build_scorer(settings: ModelSettings, snapshot_ttl_ms: int) -> Scorer:
         else FixedThreshold(settings.threshold)
     )  # fmt: skip
     learner = DelayedLearner(
-        MemorySnapshotStore(),
+        snapshots if snapshots is not None else MemorySnapshotStore(),
         snapshot_ttl_ms,
         settings.implicit_negative_after_ms or None,
     )
@@ -292,7 +316,7 @@ def build_scorer(settings: ModelSettings, snapshot_ttl_ms: int) -> Scorer:
 class Runtime:
     """A built detector: the loop, its parts and what the live view shows."""
 
-    loop: DetectorLoop
+    loop: DetectorLoop | TrainerLoop
     detector: Detector
     metrics: DetectorMetrics
     health: HealthState
@@ -313,6 +337,7 @@ class Runtime:
 
     def snapshot(self) -> dict[str, str]:
         """Numbers for the live view."""
+        assert isinstance(self.loop, DetectorLoop), "the live view shows a scoring process"
         w = self.loop.window
         rate, p50, p99, worst = w.roll(time.monotonic())
         d = self.detector
@@ -334,22 +359,50 @@ class Runtime:
 
 
 def build(settings: Settings) -> Runtime:
-    """Build the detector from settings: Redis feature store, model, Kafka loop, metrics."""
+    """Build the process's role from settings: Redis feature store, model, Kafka loop, metrics.
+
+    ``all`` scores and learns; ``scorer`` scores and follows the published versions; ``trainer``
+    learns from the labels and publishes versions (see :mod:`fraudstream.roles`).
+    """
     fs = settings.features
+    role = settings.detector.role
+    roles.check_roles(settings)
     # FeatureSettings holds exactly the engine's tunables; the prefix comes from RedisSettings.
     config = FeatureConfig(key_prefix=settings.redis.key_prefix, **dataclasses.asdict(fs))
     store = RedisFeatureStore(redis_client(settings.redis), config)
     metrics, health = DetectorMetrics(), HealthState(model_loaded=True)
-    scorer = build_scorer(settings.model, fs.record_ttl_ms)
-    detector = Detector(store, scorer, metrics, fallback=local_features(config))
+    published = None
+    if role != "all" and not settings.model.checkpoint_dir:  # the newest version, if any
+        key = roles.model_key(settings.model)
+        published = roles.newest_published(settings.kafka, settings.topics.models, key)
+    snapshots = roles.FeatureSnapshots(store) if role == "trainer" else None
+    scorer = build_scorer(settings.model, fs.record_ttl_ms, snapshots=snapshots, model=published)
+    if role == "trainer":  # no fallback: a store failure stops it; labels are redone on restart
+        detector = Detector(store, scorer, metrics)
+        trainer = roles.Trainer(detector, roles.model_key(settings.model))
+        trainer_loop = TrainerLoop(
+            settings.kafka, settings.topics, settings.limits, trainer, trainer, metrics, health,
+            TrainerOptions(group_id=settings.detector.group_id,
+                           batch_size=settings.detector.batch_size,
+                           publish_every_s=settings.model.publish_every_ms / 1000,
+                           summary_every_s=settings.detector.summary_every_s),
+        )  # fmt: skip
+        return Runtime(trainer_loop, detector, metrics, health)
+    detector = Detector(store, scorer, metrics, fallback=local_features(config),
+                        remember=role == "all")  # fmt: skip
+    follower = None
+    if role == "scorer":
+        follower = roles.ModelFollower(detector, roles.model_key(settings.model))
     d = settings.detector
     loop = DetectorLoop(
-        settings.kafka, settings.topics, settings.limits, detector, detector, metrics, health,
+        settings.kafka, settings.topics, settings.limits, detector,
+        detector if role == "all" else None, metrics, health,
         LoopOptions(group_id=d.group_id, batch_size=d.batch_size,
                     poll_timeout_s=d.poll_timeout_ms / 1000, budget_us=d.budget_us,
                     summary_every_s=d.summary_every_s, align=d.align_inputs,
                     max_skew_ms=d.max_event_skew_ms, label_lag_ms=d.max_label_lag_ms,
                     idle_after_s=d.idle_source_ms / 1000, guarantee=d.guarantee,
                     instance_id=d.instance_id),
+        models=follower,
     )  # fmt: skip
     return Runtime(loop, detector, metrics, health)

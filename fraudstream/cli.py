@@ -350,6 +350,7 @@ def _detect(args: argparse.Namespace) -> int:
     from fraudstream import app
     from fraudstream.stream import admin
     from fraudstream.stream.metrics import MetricsServer
+    from fraudstream.stream.models import MODEL_TOPIC_CONFIG
 
     settings = _settings(args)
     k = settings.kafka
@@ -361,6 +362,15 @@ def _detect(args: argparse.Namespace) -> int:
             extra_config=dict(k.extra),
             sasl_password=k.sasl_password,
         )
+        if settings.detector.role != "all":  # compacted, one partition: the model versions
+            admin.create_topics(
+                k.bootstrap or "",
+                [settings.topics.models],
+                1,
+                config=MODEL_TOPIC_CONFIG,
+                extra_config=dict(k.extra),
+                sasl_password=k.sasl_password,
+            )
     else:  # the same login the loop will use, checked now: refused credentials fail at start
         admin.wait_until_ready(
             k.bootstrap or "", 30.0, dict(k.extra), sasl_password=k.sasl_password

@@ -26,6 +26,7 @@ __all__ = [
     "LimitSettings",
     "ModelSettings",
     "RedisSettings",
+    "Role",
     "Secret",
     "Settings",
     "TopicSettings",
@@ -36,6 +37,9 @@ ENV_PREFIX = "FRAUDSTREAM_"
 # at-least-once: offsets stored once the outputs are delivered (after a crash, outputs may repeat
 # with the same transaction id); exactly-once: outputs and offsets in one Kafka transaction.
 Guarantee = Literal["at-least-once", "exactly-once"]
+# all: score and learn in one process; scorer: score, follow the model versions a trainer
+# publishes; trainer: learn from the labels, publish model versions.
+Role = Literal["all", "scorer", "trainer"]
 # 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z: older or later event times are data errors,
 # not transactions (a unit mix-up, seconds sent as milliseconds, or a corrupt field).
 DEFAULT_MIN_TIMESTAMP_MS = 946_684_800_000
@@ -94,6 +98,8 @@ class TopicSettings:
     scores: str = "scores"
     flags: str = "flags"
     dead_letters: str = "transactions.dlq"
+    # Compacted, one partition: the trainer role publishes model versions, scorers follow it.
+    models: str = "models"
 
     def names(self) -> list[str]:
         """Every topic, for creating or deleting them together.
@@ -185,6 +191,7 @@ class DetectorSettings:
     max_label_lag_ms: int = 60_000  # transactions may run this far ahead of unread labels
     idle_source_ms: int = 5000  # an input silent this long holds back no other
     guarantee: Guarantee = "at-least-once"
+    role: Role = "all"
     # This process's stable name (a pod name): unique among running processes, the same across
     # restarts. Set, the consumers use static group membership with it (a restart takes its
     # partitions back at once); exactly-once names its transactional id after it (else after
@@ -201,6 +208,8 @@ class DetectorSettings:
             raise ConfigError(
                 f"expected guarantee at-least-once or exactly-once; got {self.guarantee!r}"
             )
+        if self.role not in get_args(Role):
+            raise ConfigError(f"expected role all, scorer or trainer; got {self.role!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +228,7 @@ class ModelSettings:
     checkpoint_every_ms: int = 300_000
     checkpoint_keep: int = 20
     checkpoint_key: Secret | None = None  # HMAC key; checkpoints are refused if it mismatches
+    publish_every_ms: int = 2000  # trainer role: how often a changed model is published
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.alert_share < 1.0:
@@ -304,6 +314,7 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
     "TOPIC_SCORES": ("topics", "scores"),
     "TOPIC_FLAGS": ("topics", "flags"),
     "TOPIC_DEAD_LETTERS": ("topics", "dead_letters"),
+    "TOPIC_MODELS": ("topics", "models"),
     "MAX_RECORD_BYTES": ("limits", "max_record_bytes"),
     "MAX_ID_CHARS": ("limits", "max_id_chars"),
     "MAX_AMOUNT": ("limits", "max_amount"),
@@ -330,6 +341,7 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
     "MAX_LABEL_LAG_MS": ("detector", "max_label_lag_ms"),
     "IDLE_SOURCE_MS": ("detector", "idle_source_ms"),
     "GUARANTEE": ("detector", "guarantee"),
+    "ROLE": ("detector", "role"),
     "INSTANCE_ID": ("detector", "instance_id"),
     "MODEL_NAME": ("model", "name"),
     "MODEL_NEGATIVE_RATE": ("model", "negative_rate"),
@@ -343,6 +355,7 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
     "MODEL_CHECKPOINT_EVERY_MS": ("model", "checkpoint_every_ms"),
     "MODEL_CHECKPOINT_KEEP": ("model", "checkpoint_keep"),
     "MODEL_CHECKPOINT_KEY": ("model", "checkpoint_key"),
+    "MODEL_PUBLISH_EVERY_MS": ("model", "publish_every_ms"),
 }
 
 

@@ -74,6 +74,10 @@ class FeatureStore(Protocol):
         """The features first returned for each still-recorded transaction id."""
         ...
 
+    def snapshots(self, transaction_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], int]]:
+        """:meth:`snapshot` with each transaction's event time (ms): what a learner needs."""
+        ...
+
 
 @lru_cache(maxsize=1 << 16)  # hot path: terminals recur; blake2b costs ~1 us a call
 def terminal_hash(terminal_id: str | None) -> str:

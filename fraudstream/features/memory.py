@@ -80,7 +80,11 @@ class MemoryFeatureStore:
 
     def snapshot(self, transaction_ids: Sequence[str]) -> Mapping[str, dict[str, float]]:
         """The features first returned for each recorded transaction id."""
-        out: dict[str, dict[str, float]] = {}
+        return {k: v[0] for k, v in self.snapshots(transaction_ids).items()}
+
+    def snapshots(self, transaction_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], int]]:
+        """:meth:`snapshot` with each transaction's event time (ms)."""
+        out: dict[str, tuple[dict[str, float], int]] = {}
         for tx_id in transaction_ids:
             record = self._records.get(tx_id)
             if record is None:
@@ -89,7 +93,7 @@ class MemoryFeatureStore:
             term: tuple[float, ...] = cat.EMPTY_TERM
             if record[1] is not None:
                 term = self._terms[record[1]].markers[tx_id][0]
-            out[tx_id] = cat.derive(card, term, self.names)
+            out[tx_id] = cat.derive(card, term, self.names), int(card[cat.C_T])
         return out
 
     def _card(self, tx: Transaction) -> tuple[float, ...]:

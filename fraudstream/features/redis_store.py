@@ -257,9 +257,13 @@ class RedisFeatureStore:
 
     def snapshot(self, transaction_ids: Sequence[str]) -> Mapping[str, dict[str, float]]:
         """The features first returned for each still-recorded transaction id."""
+        return {k: v[0] for k, v in self.snapshots(transaction_ids).items()}
+
+    def snapshots(self, transaction_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], int]]:
+        """:meth:`snapshot` with each transaction's event time (ms): what a learner needs."""
         p = self._prefix
         records = self._get([keys.record_key(p, tx_id) for tx_id in transaction_ids])
-        out: dict[str, dict[str, float]] = {}
+        out: dict[str, tuple[dict[str, float], int]] = {}
         if not self._cluster:  # the record holds both markers
             for tx_id, rec in zip(transaction_ids, records, strict=True):
                 if rec is not None:
@@ -267,7 +271,8 @@ class RedisFeatureStore:
                     term_vec = cat.EMPTY_TERM
                     if len(rec) > at + _CARD.size:
                         term_vec = _TERM.unpack_from(rec, at + _CARD.size)
-                    out[tx_id] = cat.derive(_CARD.unpack_from(rec, at), term_vec, self.names)
+                    card = _CARD.unpack_from(rec, at)
+                    out[tx_id] = cat.derive(card, term_vec, self.names), int(card[cat.C_T])
             return out
         found: list[tuple[str, str]] = []
         marker_keys: list[str] = []
@@ -285,7 +290,8 @@ class RedisFeatureStore:
             if card_raw is None or (term and term_raw is None):
                 continue
             term_vec = _TERM.unpack(term_raw) if term_raw else cat.EMPTY_TERM
-            out[tx_id] = cat.derive(_CARD.unpack(card_raw), term_vec, self.names)
+            card = _CARD.unpack(card_raw)
+            out[tx_id] = cat.derive(card, term_vec, self.names), int(card[cat.C_T])
         return out
 
     def _get(self, key_list: list[str]) -> list[bytes | None]:

@@ -51,10 +51,11 @@ from fraudstream.settings import Guarantee, KafkaSettings, LimitSettings, TopicS
 from fraudstream.stream.align import EventTimeMerge, Source
 from fraudstream.stream.config import client_config
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
+from fraudstream.stream.models import ModelFeed
 from fraudstream.stream.offsets import OffsetTracker, PendingBatch
 from fraudstream.stream.summary import LatencyWindow
 
-__all__ = ["BatchScorer", "DetectorLoop", "LabelLearner", "LoopOptions"]
+__all__ = ["BatchScorer", "DetectorLoop", "LabelLearner", "LoopOptions", "ModelSink"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,12 @@ class BatchScorer(Protocol):
     def score_batch(
         self, batch: Sequence[Transaction], received_ns: int
     ) -> Sequence[Score | Rejection]: ...
+
+
+class ModelSink(Protocol):
+    """Takes a published model version (signed bytes) and swaps it in if it verifies."""
+
+    def offer_model(self, blob: bytes) -> None: ...
 
 
 class LabelLearner(Protocol):
@@ -115,6 +122,7 @@ class DetectorLoop:
         metrics: DetectorMetrics,
         health: HealthState,
         options: LoopOptions = LoopOptions(),
+        models: ModelSink | None = None,
     ) -> None:
         self._topics = topics
         self._limits = limits
@@ -167,6 +175,10 @@ class DetectorLoop:
             self._by_topic[topics.labels] = self._labels
         self._next_plan = 0.0
         self._run_started = 0.0  # monotonic, set by run()
+        # Scorer role: follow the versions the trainer publishes (the newest one first).
+        self._models = models
+        self._feed = ModelFeed(kafka, topics.models) if models is not None else None
+        self._next_feed = 0.0
 
     # -- partitions ---------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -494,9 +506,18 @@ class DetectorLoop:
             msgs += self._consumer.consume(n - 1, 0)
         return msgs
 
+    def _follow_models(self, timeout_s: float = 0.0) -> None:
+        assert self._feed is not None
+        assert self._models is not None
+        blob = self._feed.poll(timeout_s)
+        if blob is not None:
+            self._models.offer_model(blob)
+
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, flush, commit and close."""
         opts = self._options
+        if self._feed is not None and self._feed.has_versions:
+            self._follow_models(10.0)  # the newest published version, before the first Score
         self._consumer.subscribe(
             [self._topics.transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -538,6 +559,9 @@ class DetectorLoop:
                     raise KafkaClientError(f"output delivery failed: {self._delivery_error}")
                 self._store_released()
                 now = time.monotonic()
+                if self._feed is not None and now >= self._next_feed:
+                    self._follow_models()  # between batches: a swap never splits a batch
+                    self._next_feed = now + 0.2
                 if now >= next_lag:
                     self._update_lag()
                     next_lag = now + opts.lag_every_s
@@ -556,4 +580,6 @@ class DetectorLoop:
             self._consumer.close()
             if self._labels is not None:
                 self._labels.close()
+            if self._feed is not None:
+                self._feed.close()
         logger.info("stopped %s", self.window.totals_line())

@@ -62,9 +62,10 @@ def _read(bootstrap: str, topic: str, isolation: str, expected: int) -> list[byt
 
 
 def _loop(bootstrap: str, topics: TopicSettings, group: str, scorer: AmountScorer,
-          metrics: DetectorMetrics | None = None) -> DetectorLoop:  # fmt: skip
+          metrics: DetectorMetrics | None = None, labels: bool = True) -> DetectorLoop:  # fmt: skip
     return DetectorLoop(
-        KafkaSettings(bootstrap=bootstrap), topics, LimitSettings(), scorer, CountingLearner(),
+        KafkaSettings(bootstrap=bootstrap), topics, LimitSettings(), scorer,
+        CountingLearner() if labels else None,
         metrics or DetectorMetrics(), HealthState(model_loaded=True),
         LoopOptions(group_id=group, batch_size=50, guarantee="exactly-once",
                     instance_id="test", idle_after_s=1.0),
@@ -160,7 +161,8 @@ def test_an_aborted_transaction_is_rewound_and_redone(
     topics = _topics(tmp_topic)
     _publish(kafka_bootstrap, topics)
     scorer, metrics = AmountScorer(), DetectorMetrics()
-    loop = _loop(kafka_bootstrap, topics, f"g-{uuid.uuid4().hex[:8]}", scorer, metrics)
+    # No labels consumer: the first transaction committed is a batch of transactions.
+    loop = _loop(kafka_bootstrap, topics, f"g-{uuid.uuid4().hex[:8]}", scorer, metrics, False)
     wrapper = AbortOnce(loop._producer)
     loop._producer = wrapper  # type: ignore[assignment]
     ids = {f"t{i}" for i in range(N_VALID)}
