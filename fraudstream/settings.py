@@ -126,6 +126,7 @@ class RedisSettings:
     url: str | None = None
     password: Secret | None = None
     key_prefix: str = "fs"
+    cluster: bool = False  # the URL names any node of a Redis Cluster
     # A paused or unreachable Redis fails a call after this long (connect and read), and the
     # detector falls back to transaction-local features instead of stalling.
     timeout_ms: int = 250
@@ -309,6 +310,7 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
     "REDIS_PASSWORD": ("redis", "password"),
     "REDIS_KEY_PREFIX": ("redis", "key_prefix"),
     "REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
+    "REDIS_CLUSTER": ("redis", "cluster"),
     "TOPIC_TRANSACTIONS": ("topics", "transactions"),
     "TOPIC_LABELS": ("topics", "labels"),
     "TOPIC_SCORES": ("topics", "scores"),

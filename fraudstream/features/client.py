@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from fraudstream.errors import ConfigError, FeatureStoreError
@@ -34,8 +35,9 @@ def acl_rules(key_prefix: str) -> str:
     return f"resetkeys ~{key_prefix}:* resetchannels -@all " + " ".join(f"+{c}" for c in COMMANDS)
 
 
-def redis_client(settings: RedisSettings, *, ping: bool = True) -> redis.Redis:
-    """A connected ``redis.Redis`` (hiredis parser when installed).
+def redis_client(settings: RedisSettings, *, ping: bool = True) -> redis.Redis | RedisCluster:
+    """A connected ``redis.Redis``, or a ``RedisCluster`` with ``settings.cluster`` (hiredis
+    parser when installed). A cluster client finds every node from the one in the URL.
 
     Raises:
         ConfigError: no URL is configured.
@@ -52,10 +54,17 @@ def redis_client(settings: RedisSettings, *, ping: bool = True) -> redis.Redis:
     # No client-side retries: redis-py's default retries a timeout ten times with backoff,
     # seconds of stall on the hot path. The store reruns a failed batch once itself, and the
     # detector decides what a failure means (it falls back and probes again later).
-    client = redis.Redis.from_url(
-        settings.url, socket_keepalive=True, socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0), **kwargs,
-    )  # fmt: skip
+    client: redis.Redis | RedisCluster
+    if settings.cluster:
+        client = RedisCluster.from_url(
+            settings.url, socket_keepalive=True, socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0), **kwargs,
+        )  # fmt: skip
+    else:
+        client = redis.Redis.from_url(
+            settings.url, socket_keepalive=True, socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0), **kwargs,
+        )  # fmt: skip
     if ping:
         try:
             client.ping()

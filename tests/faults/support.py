@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import redis
 from confluent_kafka import Consumer, Producer
+from redis.cluster import RedisCluster
 
 from fraudstream.events import Transaction, decode_transaction
 from fraudstream.features import FeatureConfig, MemoryFeatureStore, RedisFeatureStore
@@ -137,8 +138,9 @@ def valid_transactions(records: Sequence[Mapping[str, object]]) -> list[Transact
 
 
 def aggregate_mismatches(
-    redis_url: str, prefix: str, counted: Sequence[Transaction], tol: float = 1e-6
-) -> list[str]:
+    redis_url: str, prefix: str, counted: Sequence[Transaction], tol: float = 1e-6,
+    *, cluster: bool = False,
+) -> list[str]:  # fmt: skip
     """Compare the detector's aggregates in Redis with an in-memory recomputation.
 
     ``counted`` are the transactions the aggregates should hold, each once. One probe per card
@@ -159,7 +161,7 @@ def aggregate_mismatches(
         Transaction(f"probe-{i}", cards[i % len(cards)], 10.0, t, terminals[i % len(terminals)])
         for i in range(size)
     ]
-    client = redis.Redis.from_url(redis_url)
+    client = RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
     try:
         online = RedisFeatureStore(client, config).features_for(probes)
     finally:
