@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import features, latency, throughput
+from bench import features, latency, scale, throughput
 from bench.quality import cost, learn, pipeline, replay, report
 from bench.record import results_dir
 from fraudstream import services
@@ -25,6 +25,7 @@ _BENCHES: dict[str, Callable[[list[str]], int]] = {
     "features": features.main,
     "latency": latency.main,
     "throughput": throughput.main,
+    "scale": scale.main,
     "quality": pipeline.main,
     "quality-replay": replay.main,
     "quality-offline": learn.main,
@@ -58,6 +59,7 @@ def run_all(argv: list[str]) -> int:
         codes["features"] = features.main([*quick, "--out", str(out)])
         codes["latency"] = latency.main([*quick, "--out", str(out)])
         codes["throughput"] = throughput.main([*quick, "--out", str(out)])
+        codes["scale"] = scale.main([*quick, "--out", str(out)])
         data = args.input
         if data is None:
             data = Path(tmp) / "transactions.jsonl"
@@ -67,7 +69,7 @@ def run_all(argv: list[str]) -> int:
                    "--scores-out", str(Path(tmp) / "scores.jsonl")]  # fmt: skip
         codes["quality"] = pipeline.main(quality + (_QUICK_WINDOW if args.quick else []))
     tables = [f"# fraudstream benchmarks{' (quick: smoke only)' if args.quick else ''}\n"]
-    for name in ("features", "latency", "throughput", "quality"):
+    for name in ("features", "latency", "throughput", "scale", "quality"):
         md = out / f"{name}.md"
         status = "ok" if codes[name] == 0 else f"FAILED (exit {codes[name]})"
         body = md.read_text() if md.exists() else "(no table)\n"

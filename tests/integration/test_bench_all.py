@@ -20,7 +20,7 @@ def test_quick_benchmarks_write_every_result_and_lose_nothing(
     monkeypatch.setenv("FRAUDSTREAM_KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("FRAUDSTREAM_REDIS_URL", redis_url)
     assert run_all(["--quick", "--out", str(tmp_path)]) == 0
-    for name in ("features", "latency", "throughput", "quality"):
+    for name in ("features", "latency", "throughput", "scale", "quality"):
         assert (tmp_path / f"{name}.json").stat().st_size > 0, name
         assert "|---" in (tmp_path / f"{name}.md").read_text(), name
     assert len(list(tmp_path.glob("*.png"))) == 4
@@ -45,6 +45,10 @@ def test_quick_benchmarks_write_every_result_and_lose_nothing(
     assert tp["bounded_lag"]["lost"] == 0
     assert tp["baselines"]["in_process"]["tx_per_s"] > 0
     assert tp["baselines"]["naive"]["tx_per_s"] > 0
+
+    scale = json.loads((tmp_path / "scale.json").read_text())
+    assert [r["processes"] for r in scale["rows"]] == [1, 2]
+    assert all(r["scored"] == r["published"] > 0 for r in scale["rows"])
 
     quality = json.loads((tmp_path / "quality.json").read_text())
     assert 0.5 < quality["result"]["auc_roc"] <= 1.0  # a learning model, not a coin
