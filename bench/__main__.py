@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -90,5 +91,10 @@ def main(argv: list[str]) -> int:
     return _BENCHES[argv[0]](argv[1:])
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: the services a run started are stopped
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     raise SystemExit(main(sys.argv[1:]))
