@@ -23,6 +23,7 @@ The first ``--warmup`` seconds are excluded. Writes ``latency.json``, ``latency.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import multiprocessing as mp
@@ -103,6 +104,14 @@ def _generate(
     behind_box.value = stats.behind_schedule_s
 
 
+def _pin(pids: list[int], cores: set[int]) -> None:
+    """Move every thread of ``pids`` to ``cores`` (threads started later inherit it)."""
+    for pid in pids:
+        for thread in psutil.Process(pid).threads():
+            with contextlib.suppress(OSError):  # a thread that just ended
+                os.sched_setaffinity(thread.id, cores)
+
+
 def run_rate(
     endpoints: services.ServiceEndpoints,
     rate: int,
@@ -110,8 +119,13 @@ def run_rate(
     warmup_s: float,
     label_delay_ms: int,
     quick: bool,
+    pin: bool = False,
 ) -> RateResult:
-    """One open-loop run at ``rate`` transactions per second."""
+    """One open-loop run at ``rate`` transactions per second.
+
+    ``pin``: the detector gets the last CPU core to itself; the broker, Redis, the generator and
+    this reader share the others (as in production, where they run on other machines).
+    """
     run = uuid.uuid4().hex[:8]
     topics = TopicSettings(
         transactions=f"lat-{run}-transactions", labels=f"lat-{run}-labels",
@@ -131,9 +145,12 @@ def run_rate(
         name="generator",
     )
     generator.start()
+    cores = sorted(os.sched_getaffinity(0))
+    own, rest = {cores[-1]}, set(cores[:-1])
     detector = subprocess.Popen(
-        [sys.executable, "-m", "fraudstream", "detect"], env=env, stderr=subprocess.DEVNULL
-    )
+        [sys.executable, "-m", "fraudstream", "detect"], env=env, stderr=subprocess.DEVNULL,
+        preexec_fn=(lambda: os.sched_setaffinity(0, own)) if pin else None,
+    )  # fmt: skip
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{run}-reader",
                          "fetch.wait.max.ms": 5, "enable.auto.commit": False})  # fmt: skip
     consumer.assign([TopicPartition(topics.scores, p, 0) for p in range(PARTITIONS)])
@@ -150,6 +167,10 @@ def run_rate(
             "generator": psutil.Process(generator.pid),
             "broker": broker_process(bootstrap),
         }
+        if pin:
+            others = [generator.pid or 0, os.getpid(), int(rclient.info("server")["process_id"])]
+            broker = procs["broker"]
+            _pin(others + ([broker.pid] if broker is not None else []), rest)
         cpu0: dict[str, float | None] = {}
         cpu_t0 = cpu_t1 = 0.0
         measured_from = start + warmup_s
@@ -277,9 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         "--label-delay-s", type=float, default=5.0,
         help="seconds from a transaction to its label (default 5: learning runs during the run)",
     )  # fmt: skip
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="give the detector a core of its own; the services and load share the others",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs at least two CPU cores")
     rates = [int(r) for r in args.rates.split(",")]
     duration, warmup = args.duration, args.warmup
     if args.quick:
@@ -289,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     with services.running_services(os.environ) as endpoints:
         for rate in rates:
             r = run_rate(
-                endpoints, rate, duration, warmup, int(args.label_delay_s * 1000), args.quick
+                endpoints,
+                rate,
+                duration,
+                warmup,
+                int(args.label_delay_s * 1000),
+                args.quick,
+                args.pin,
             )
             print(_markdown([r]).splitlines()[-1], flush=True)
             results.append(r)
@@ -302,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_s": warmup,
             "label_delay_s": args.label_delay_s,
             "quick": args.quick,
+            "pinned": args.pin,
             "partitions": PARTITIONS,
             "budget_us": BUDGET_US,
         },
