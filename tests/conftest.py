@@ -33,8 +33,9 @@ from fraudstream.services import (
     running_kafka,
     running_redis,
 )
-from fraudstream.settings import redact_url
+from fraudstream.settings import TopicSettings, redact_url
 from fraudstream.stream import admin
+from fraudstream.stream.models import MODEL_TOPIC_CONFIG
 
 # Property tests check behaviour, not speed: no per-example deadline, so a busy CI machine
 # cannot turn a slow example into a failure; failing examples are printed for reproduction.
@@ -206,6 +207,24 @@ def tmp_topic(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Iterator[
     yield make
     if created:
         admin.delete_topics(kafka_bootstrap, created)
+
+
+@pytest.fixture
+def tmp_topics(tmp_topic: Callable[..., str]) -> Callable[..., TopicSettings]:
+    """``tmp_topics(transactions=3, labels=1, models=False)`` -> fresh topics of a detector run.
+
+    Every topic comes from ``tmp_topic`` (deleted afterwards); ``models`` adds a compacted model
+    topic for the scorer and trainer roles.
+    """
+
+    def make(transactions: int = 3, labels: int = 1, models: bool = False) -> TopicSettings:
+        extra = {"models": tmp_topic(1, MODEL_TOPIC_CONFIG)} if models else {}
+        return TopicSettings(
+            transactions=tmp_topic(transactions), labels=tmp_topic(labels), scores=tmp_topic(),
+            flags=tmp_topic(), dead_letters=tmp_topic(), **extra,
+        )  # fmt: skip
+
+    return make
 
 
 @pytest.fixture

@@ -33,13 +33,10 @@ def test_detector_scores_every_valid_transaction_once_and_learns_from_labels(
     kafka_bootstrap: str,
     redis_url: str,
     redis_prefix: str,
-    tmp_topic: Callable[..., str],
+    tmp_topics: Callable[..., TopicSettings],
     read_topic: Callable[..., list[bytes]],
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(),
-    )  # fmt: skip
+    topics = tmp_topics()
     kafka = KafkaSettings(bootstrap=kafka_bootstrap)
     records = list(iter_records(simulate(SimulatorConfig(customers=60, terminals=120, days=40))))
     # 40 days of payments, each label published 7 days of event time after its transaction.

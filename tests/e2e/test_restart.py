@@ -41,13 +41,10 @@ def test_a_killed_detector_restores_its_last_checkpoint_and_refuses_a_tampered_o
     kafka_bootstrap: str,
     redis_url: str,
     redis_prefix: str,
-    tmp_topic: Callable[..., str],
+    tmp_topics: Callable[..., TopicSettings],
     tmp_path: Path,
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(),
-    )  # fmt: skip
+    topics = tmp_topics()
     records = list(iter_records(simulate(SimulatorConfig(customers=200, terminals=400, days=20))))
     publish_stream(records, Publisher(KafkaSettings(bootstrap=kafka_bootstrap)), topics,
                    rate=None, label_delay_ms=86_400_000)  # fmt: skip

@@ -27,10 +27,12 @@ from fraudstream.settings import FeatureSettings, LimitSettings, TopicSettings
 __all__ = [
     "Outputs",
     "aggregate_mismatches",
+    "finish",
     "publish_raw",
     "start_detector",
     "valid_transactions",
     "wait_for",
+    "wire",
 ]
 
 
@@ -125,13 +127,27 @@ class Outputs:
         self._thread.join(10)
 
 
+def wire(record: Mapping[str, object]) -> tuple[bytes, bytes]:
+    """A simulator record as a payment system would publish it: (value, key = card id)."""
+    tx = {k: v for k, v in record.items() if k not in ("is_fraud", "fraud_scenario")}
+    return orjson.dumps(tx), str(record["card_id"]).encode()
+
+
+def finish(outputs: Outputs, *children: subprocess.Popen[bytes] | None) -> None:
+    """After a test: close the reader, kill any child still running (a failed test's)."""
+    outputs.close()
+    for child in children:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait(30)
+
+
 def valid_transactions(records: Sequence[Mapping[str, object]]) -> list[Transaction]:
     """The wire records (simulator dicts) decoded as the detector decodes them."""
     out = []
     limits = LimitSettings()
     for record in records:
-        wire = {k: v for k, v in record.items() if k not in ("is_fraud", "fraud_scenario")}
-        tx = decode_transaction(orjson.dumps(wire), limits)
+        tx = decode_transaction(wire(record)[0], limits)
         assert isinstance(tx, Transaction), tx
         out.append(tx)
     return out

@@ -19,7 +19,7 @@ from fraudstream.settings import KafkaSettings, TopicSettings
 from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from fraudstream.stream import admin
 from fraudstream.stream.publish import Publisher, publish_stream
-from tests.faults.support import Outputs, start_detector, wait_for
+from tests.faults.support import Outputs, finish, start_detector, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -62,10 +62,7 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_the_detector_resumes(
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0, log.read_text()[-3000:]
     finally:
-        outputs.close()
-        if child.poll() is None:
-            child.kill()
-            child.wait(30)
+        finish(outputs, child)
         broker.stop()
     repeated = outputs.total_scores() - len(records)
     print(f"broker restart: {repeated} repeated Scores")

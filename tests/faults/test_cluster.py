@@ -8,7 +8,6 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import pytest
 
 from bench.procs import detector_env
@@ -17,10 +16,12 @@ from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from tests.faults.support import (
     Outputs,
     aggregate_mismatches,
+    finish,
     publish_raw,
     start_detector,
     valid_transactions,
     wait_for,
+    wire,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
@@ -31,21 +32,13 @@ N_TX = 20_000
 def test_on_a_redis_cluster_a_killed_detector_loses_nothing_and_counts_each_once(
     kafka_bootstrap: str,
     redis_cluster_url: str,
-    tmp_topic: Callable[..., str],
+    tmp_topics: Callable[..., TopicSettings],
     tmp_path: Path,
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(),
-    )  # fmt: skip
+    topics = tmp_topics()
     records = list(iter_records(simulate(SimulatorConfig(customers=300, terminals=600, days=40))))
     records = records[:N_TX]
-    wire = [
-        (orjson.dumps({k: v for k, v in r.items() if k not in ("is_fraud", "fraud_scenario")}),
-         str(r["card_id"]).encode())
-        for r in records
-    ]  # fmt: skip
-    publish_raw(kafka_bootstrap, topics.transactions, wire)
+    publish_raw(kafka_bootstrap, topics.transactions, map(wire, records))
     env = detector_env(kafka_bootstrap, redis_cluster_url, "cluster", topics,
                        redis_cluster="true", instance_id="d-0")  # fmt: skip
     outputs = Outputs(kafka_bootstrap, topics, "read_uncommitted")
@@ -62,10 +55,7 @@ def test_on_a_redis_cluster_a_killed_detector_loses_nothing_and_counts_each_once
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0, log.read_text()[-3000:]
     finally:
-        outputs.close()
-        if child.poll() is None:
-            child.kill()
-            child.wait(30)
+        finish(outputs, child)
     assert not any(s["model_version"].endswith("-fallback")
                    for scores in outputs.scores.values() for s in scores)  # fmt: skip
     mismatches = aggregate_mismatches(

@@ -17,6 +17,7 @@ from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from tests.faults.support import (
     Outputs,
     aggregate_mismatches,
+    finish,
     publish_raw,
     start_detector,
     valid_transactions,
@@ -30,13 +31,10 @@ def test_a_reused_id_is_dead_lettered_and_an_exact_repeat_scored_the_same(
     kafka_bootstrap: str,
     redis_url: str,
     redis_prefix: str,
-    tmp_topic: Callable[..., str],
+    tmp_topics: Callable[..., TopicSettings],
     tmp_path: Path,
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(),
-    )  # fmt: skip
+    topics = tmp_topics()
     records = list(iter_records(simulate(SimulatorConfig(customers=100, terminals=200, days=10))))
     records = records[:1000]
     wire = [{k: v for k, v in r.items() if k not in ("is_fraud", "fraud_scenario")}
@@ -56,10 +54,7 @@ def test_a_reused_id_is_dead_lettered_and_an_exact_repeat_scored_the_same(
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0, log.read_text()[-3000:]
     finally:
-        outputs.close()
-        if child.poll() is None:
-            child.kill()
-            child.wait(30)
+        finish(outputs, child)
     assert outputs.total_scores() == len(wire) + len(repeats)
     for r in repeats:
         first, again = outputs.scores[str(r["transaction_id"])]

@@ -23,10 +23,12 @@ from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from tests.faults.support import (
     Outputs,
     aggregate_mismatches,
+    finish,
     publish_raw,
     start_detector,
     valid_transactions,
     wait_for,
+    wire,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -58,25 +60,18 @@ def test_killed_again_and_again_the_detector_loses_nothing_and_counts_each_trans
     kafka_bootstrap: str,
     redis_url: str,
     redis_prefix: str,
-    tmp_topic: Callable[..., str],
+    tmp_topics: Callable[..., TopicSettings],
     tmp_path: Path,
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(),
-    )  # fmt: skip
+    topics = tmp_topics()
     config = SimulatorConfig(customers=1000, terminals=2000, days=55, seed=7)
     records = list(iter_records(simulate(config)))[:N_TX]
     valid = valid_transactions(records)
     rng = random.Random(11)
-    wire = [
-        (orjson.dumps({k: v for k, v in r.items() if k not in ("is_fraud", "fraud_scenario")}),
-         str(r["card_id"]).encode())
-        for r in records
-    ]  # fmt: skip
+    sends = [wire(r) for r in records]
     for i in range(N_BAD):  # bad records at random places of the stream
-        wire.insert(rng.randrange(len(wire)), (_bad(i, wire[i][0]), b"bad"))
-    publish_raw(kafka_bootstrap, topics.transactions, wire)
+        sends.insert(rng.randrange(len(sends)), (_bad(i, sends[i][0]), b"bad"))
+    publish_raw(kafka_bootstrap, topics.transactions, sends)
 
     isolation = "read_committed" if guarantee == "exactly-once" else "read_uncommitted"
     outputs = Outputs(kafka_bootstrap, topics, isolation)
@@ -102,10 +97,7 @@ def test_killed_again_and_again_the_detector_loses_nothing_and_counts_each_trans
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0, log.read_text()[-3000:]
     finally:
-        outputs.close()
-        if child is not None and child.poll() is None:
-            child.kill()
-            child.wait(30)
+        finish(outputs, child)
 
     took = time.monotonic() - started
     print(f"{guarantee}: {took:.0f} s; killed at {killed_at} distinct scores; "

@@ -17,7 +17,7 @@ import pytest
 from bench.procs import detector_env
 from fraudstream.settings import TopicSettings
 from fraudstream.simulator import SimulatorConfig, iter_records, simulate
-from tests.faults.support import Outputs, publish_raw, start_detector, wait_for
+from tests.faults.support import Outputs, finish, publish_raw, start_detector, wait_for, wire
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
@@ -30,22 +30,14 @@ def _metric(url: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def _wire(record: dict[str, object]) -> tuple[bytes, bytes]:
-    tx = {k: v for k, v in record.items() if k not in ("is_fraud", "fraud_scenario")}
-    return orjson.dumps(tx), str(record["card_id"]).encode()
-
-
 def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
     kafka_bootstrap: str,
     redis_url: str,
     redis_prefix: str,
-    tmp_topic: Callable[..., str],
+    tmp_topics: Callable[..., TopicSettings],
     tmp_path: Path,
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(2), labels=tmp_topic(2), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(),
-    )  # fmt: skip
+    topics = tmp_topics(transactions=2, labels=2)
     records = list(iter_records(simulate(SimulatorConfig(customers=100, terminals=200, days=30))))
     scored = records[:2000]
     last: int = scored[-1]["timestamp"]  # type: ignore[assignment]
@@ -57,7 +49,7 @@ def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
     outputs = Outputs(kafka_bootstrap, topics, "read_uncommitted")
     child = start_detector(env, log)
     try:
-        publish_raw(kafka_bootstrap, topics.transactions, map(_wire, scored))
+        publish_raw(kafka_bootstrap, topics.transactions, map(wire, scored))
         wait_for(lambda: outputs.counts()[0] == len(scored), 120, "the first Scores")
         rng = random.Random(5)
         labels = [
@@ -74,7 +66,7 @@ def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
         assert url is not None
         learned = 'fraudstream_model_learning{outcome="learned"}'
         for i, record in enumerate(tail):  # later transactions move the labels' watermark
-            publish_raw(kafka_bootstrap, topics.transactions, [_wire(record)])
+            publish_raw(kafka_bootstrap, topics.transactions, [wire(record)])
             if _metric(url.group(1), learned) >= len(scored) or i > 400:
                 break
             time.sleep(0.05)
@@ -94,7 +86,4 @@ def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0
     finally:
-        outputs.close()
-        if child.poll() is None:
-            child.kill()
-            child.wait(30)
+        finish(outputs, child)

@@ -22,6 +22,7 @@ from fraudstream.stream.publish import Publisher, publish_stream
 from tests.faults.support import (
     Outputs,
     aggregate_mismatches,
+    finish,
     start_detector,
     valid_transactions,
     wait_for,
@@ -35,12 +36,9 @@ PREFIX = "faults"
 
 
 def test_redis_paused_30_s_then_restarted_loses_nothing_and_the_detector_recovers(
-    kafka_bootstrap: str, tmp_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, tmp_topics: Callable[..., TopicSettings], tmp_path: Path
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(3), labels=tmp_topic(), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(),
-    )  # fmt: skip
+    topics = tmp_topics()
     records = list(iter_records(simulate(SimulatorConfig(customers=500, terminals=1000, days=80))))
     records = records[: RATE * SECONDS]
     start_ms = time.time_ns() // 1_000_000 + 5_000
@@ -73,10 +71,7 @@ def test_redis_paused_30_s_then_restarted_loses_nothing_and_the_detector_recover
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0, log.read_text()[-3000:]
     finally:
-        outputs.close()
-        if child.poll() is None:
-            child.kill()
-            child.wait(30)
+        finish(outputs, child)
         if server.process.is_running():
             os.kill(server.process.pid, signal.SIGCONT)  # if the test failed while paused
 

@@ -18,11 +18,11 @@ import pytest
 from bench.procs import detector_env
 from fraudstream.settings import KafkaSettings, TopicSettings
 from fraudstream.simulator import SimulatorConfig, iter_records, simulate
-from fraudstream.stream.models import MODEL_TOPIC_CONFIG
 from fraudstream.stream.publish import Publisher, publish_stream
 from tests.faults.support import (
     Outputs,
     aggregate_mismatches,
+    finish,
     start_detector,
     valid_transactions,
     wait_for,
@@ -43,13 +43,10 @@ def test_three_scorers_and_a_trainer_share_the_work_and_converge_on_one_model(
     kafka_bootstrap: str,
     redis_url: str,
     redis_prefix: str,
-    tmp_topic: Callable[..., str],
+    tmp_topics: Callable[..., TopicSettings],
     tmp_path: Path,
 ) -> None:
-    topics = TopicSettings(
-        transactions=tmp_topic(6), labels=tmp_topic(2), scores=tmp_topic(), flags=tmp_topic(),
-        dead_letters=tmp_topic(), models=tmp_topic(1, MODEL_TOPIC_CONFIG),
-    )  # fmt: skip
+    topics = tmp_topics(transactions=6, labels=2, models=True)
     records = list(iter_records(simulate(SimulatorConfig(customers=400, terminals=800, days=60))))
     records = records[: RATE * SECONDS]
     start_ms = time.time_ns() // 1_000_000 + 8_000
@@ -95,11 +92,7 @@ def test_three_scorers_and_a_trainer_share_the_work_and_converge_on_one_model(
             p.send_signal(signal.SIGTERM)
         assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
     finally:
-        outputs.close()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(30)
+        finish(outputs, *procs)
 
     newest = _last(r"model version packed version=(\S+)", trainer_log)
     assert newest is not None
