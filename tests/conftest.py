@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from confluent_kafka import Consumer
 from hypothesis import settings
 
 from fraudstream.errors import FraudstreamError
@@ -36,6 +35,7 @@ from fraudstream.services import (
 from fraudstream.settings import TopicSettings, redact_url
 from fraudstream.stream import admin
 from fraudstream.stream.models import MODEL_TOPIC_CONFIG
+from tests.support import read_values
 
 # Property tests check behaviour, not speed: no per-example deadline, so a busy CI machine
 # cannot turn a slow example into a failure; failing examples are printed for reproduction.
@@ -250,17 +250,6 @@ def read_topic(kafka_bootstrap: str) -> Callable[..., list[bytes]]:
     """
 
     def read(topic: str, expected: int, timeout_s: float = 60.0) -> list[bytes]:
-        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": uuid.uuid4().hex,
-                             "auto.offset.reset": "earliest"})  # fmt: skip
-        consumer.subscribe([topic])
-        out: list[bytes] = []
-        deadline = time.monotonic() + timeout_s
-        try:
-            while len(out) < expected and time.monotonic() < deadline:
-                out.extend(m.value() or b"" for m in consumer.consume(1000, 0.2) if not m.error())
-            out.extend(m.value() or b"" for m in consumer.consume(1000, 1.0) if not m.error())
-        finally:
-            consumer.close()
-        return out
+        return read_values({"bootstrap.servers": kafka_bootstrap}, topic, expected, timeout_s)
 
     return read

@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from fraudstream.events import DeadLetter, decode_score
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.loop import DetectorLoop, LoopOptions
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 from tests.integration.test_detector_loop import AmountScorer, CountingLearner
+from tests.support import read_values
 
 pytestmark = pytest.mark.kafka
 
@@ -46,19 +47,8 @@ def _publish(bootstrap: str, topics: TopicSettings) -> None:
 
 
 def _read(bootstrap: str, topic: str, isolation: str, expected: int) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest",
-                         "isolation.level": isolation})  # fmt: skip
-    consumer.subscribe([topic])
-    out: list[bytes] = []
-    deadline = time.monotonic() + 30
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out.extend(m.value() or b"" for m in consumer.consume(1000, 0.2) if not m.error())
-        out.extend(m.value() or b"" for m in consumer.consume(1000, 1.5) if not m.error())
-    finally:
-        consumer.close()
-    return out
+    config = {"bootstrap.servers": bootstrap, "isolation.level": isolation}
+    return read_values(config, topic, expected, timeout_s=30)
 
 
 def _loop(bootstrap: str, topics: TopicSettings, group: str, scorer: AmountScorer,

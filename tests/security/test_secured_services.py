@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from confluent_kafka import Consumer
 
 from fraudstream.app import FALLBACK_SUFFIX
 from fraudstream.errors import ModelError
@@ -26,6 +25,7 @@ from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from fraudstream.stream.config import client_config
 from fraudstream.stream.publish import Publisher, publish_stream
 from tests.security.support import KEY_PREFIX, REDIS_ADMIN, SecureKafka, SecureRedis
+from tests.support import read_values
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
@@ -73,18 +73,7 @@ def _wait_for_line(proc: subprocess.Popen[bytes], log: Path, text: str, timeout_
 
 def _read_scores(kafka: SecureKafka, topic: str, expected: int, timeout_s: float) -> list[bytes]:
     """Every value on ``topic`` read over SASL_SSL; one more second after ``expected`` arrived."""
-    config = {**client_config(kafka.settings(), "consumer"), "group.id": uuid.uuid4().hex}
-    consumer = Consumer(config)
-    consumer.subscribe([topic])
-    out: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out.extend(m.value() or b"" for m in consumer.consume(1000, 0.2) if not m.error())
-        out.extend(m.value() or b"" for m in consumer.consume(1000, 1.0) if not m.error())
-    finally:
-        consumer.close()
-    return out
+    return read_values(client_config(kafka.settings(), "consumer"), topic, expected, timeout_s)
 
 
 @pytest.fixture
