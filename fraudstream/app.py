@@ -100,7 +100,8 @@ class Detector:
         self._next_export = 0.0
         self._store_down_until = 0.0  # monotonic; the store is not tried before then
         self._requested: str | None = None  # "reload" | "rollback", from a signal handler
-        self._unrecorded: deque[Transaction] = deque()  # fallback-scored, not yet in the store
+        # Fallback-scored, not yet in the store; when full, the oldest give way (counted).
+        self._unrecorded: deque[Transaction] = deque(maxlen=_UNRECORDED_CAP)
 
     def request(self, action: str) -> None:
         """Ask for a model change between batches: ``reload`` swaps in the newest checkpoint,
@@ -140,15 +141,12 @@ class Detector:
                     logger.warning("feature store failed; scoring on local features error=%s", exc)
                 self._store_down_until = time.monotonic() + _PROBE_EVERY_S
         self.fallbacks += len(batch)
+        dropped = len(self._unrecorded) + len(batch) - _UNRECORDED_CAP
         self._unrecorded.extend(batch)
-        dropped = len(self._unrecorded) - _UNRECORDED_CAP
-        if dropped > 0:
-            for _ in range(dropped):
-                self._unrecorded.popleft()
-            if self.metrics is not None:
-                self.metrics.fallback_unrecorded.inc(dropped)
         if self.metrics is not None:
             self.metrics.fallbacks.inc(len(batch))
+            if dropped > 0:
+                self.metrics.fallback_unrecorded.inc(dropped)
         return self.fallback(batch), True
 
     def _record_unrecorded(self) -> None:
