@@ -30,24 +30,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import psutil
-import redis
-
 from bench.baselines import STEADY_END
+from bench.drain import CpuMeter, ScoreReader, cpu_percent, steady_window, stop_process
 from bench.procs import (
     PARTITIONS,
     QUICK_DATA,
-    broker_process,
     cleanup_run,
-    cpu_seconds,
     detector_env,
     free_port,
     fresh_run,
-    redis_cpu,
     wait_ready,
 )
 from bench.record import environment, results_dir
-from bench.throughput import _ScoreReader, _steady_window, _stop
 from fraudstream import services
 from fraudstream.settings import KafkaSettings
 from fraudstream.simulator import SimulatorConfig, iter_records, simulate
@@ -77,7 +71,7 @@ def run_scale(
     n = len(records)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        reader = _ScoreReader(bootstrap, topics.scores, run)
+        reader = ScoreReader(bootstrap, topics.scores, run)
         try:
             ports = []
             for i in range(processes):
@@ -93,40 +87,26 @@ def run_scale(
             time.sleep(3.0)  # the group settles (each join rebalances); then the backlog lands
             publisher = Publisher(KafkaSettings(bootstrap=bootstrap), extra={"linger.ms": "20"})
             publish_stream(records, publisher, topics, rate=None, label_delay_ms=None)
-            watched = {f"scorer{i}": psutil.Process(p.pid) for i, p in enumerate(procs)}
-            watched["broker"] = broker_process(bootstrap)  # type: ignore[assignment]
-            watched["reader"] = psutil.Process()
-            client = redis.Redis.from_url(endpoints.redis_url)
-
-            def sample() -> tuple[float, dict[str, float | None]]:
-                cpu = {k: cpu_seconds(p) for k, p in watched.items()}
-                cpu["redis"] = redis_cpu(client)
-                return time.monotonic(), cpu
-
-            samples = [(0, sample())]
+            meter = CpuMeter(endpoints, **{f"scorer{i}": p.pid for i, p in enumerate(procs)})
+            samples = [(0, meter.read())]
             deadline = time.monotonic() + max_s
             while len(reader.ids) < n and time.monotonic() < deadline:
                 reader.read(0.05)
                 if time.monotonic() - samples[-1][1][0] >= SAMPLE_S:
-                    samples.append((len(reader.ids), sample()))
-            samples.append((len(reader.ids), sample()))
-            client.close()
+                    samples.append((len(reader.ids), meter.read()))
+            samples.append((len(reader.ids), meter.read()))
+            meter.close()
         finally:
             for proc in procs:
-                _stop(proc)
+                stop_process(proc)
             reader.close()
     finally:
         cleanup_run(endpoints, topics, run)
         admin.delete_topics(bootstrap, [topics.models])
-    start, end, steady = _steady_window(samples, reader.first_at, warmup_s, STEADY_END * n)
-    (c0, (t0, a)), (c1, (t1, b)) = samples[start], samples[end]
-    span = max(t1 - t0, 1e-9)
-    cpu: dict[str, float | None] = {}
-    for name, before in a.items():
-        after = b[name]
-        cpu[name] = (
-            None if before is None or after is None else round(100 * (after - before) / span, 1)
-        )
+    start, end, steady = steady_window(samples, reader.first_at, warmup_s, STEADY_END * n)
+    (c0, a), (c1, b) = samples[start], samples[end]
+    span = max(b[0] - a[0], 1e-9)
+    cpu = cpu_percent(a, b)
     scorers = [v for k, v in cpu.items() if k.startswith("scorer") and v is not None]
     return {
         "processes": processes,

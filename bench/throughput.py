@@ -51,22 +51,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psutil
-import redis
-from confluent_kafka import Consumer, TopicPartition
 
 from bench.baselines import STEADY_END, run_in_process, run_naive
+from bench.drain import Cpu, CpuMeter, ScoreReader, cpu_percent, steady_window, stop_process
 from bench.procs import (
     PARTITIONS,
     QUICK_DATA,
-    broker_process,
     cleanup_run,
-    cpu_seconds,
     detector_env,
     free_port,
     fresh_run,
     publish_backlog,
-    redis_cpu,
     wait_ready,
 )
 from bench.record import environment, results_dir
@@ -80,11 +75,6 @@ __all__ = ["main"]
 
 LAG_SHARE = 0.9  # the bounded-lag run's rate, as a share of the best capacity
 SAMPLE_S = 0.2
-# Every Score's JSON starts with its transaction id (orjson keeps the encoder's key order):
-# slicing it out costs ~0.1 us, decoding 1.5 KB of JSON ~5 us of the reader's shared core.
-_ID_PREFIX = b'{"transaction_id":"'
-
-Cpu = dict[str, float | None]
 
 
 @dataclass
@@ -124,41 +114,6 @@ class BoundedLag:
     lag_samples: list[tuple[float, int]] = field(default_factory=list)
 
 
-class _ScoreReader:
-    """The downstream consumer: every Score on a run's scores topic, from offset 0."""
-
-    def __init__(self, bootstrap: str, topic: str, run: str) -> None:
-        # Fetches wait for 64 KB (~40 Scores) or 50 ms: few requests, so the reader costs the
-        # broker little; a Score is seen at most 50 ms late (the lag samples are 1 s apart).
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tp-{run}-reader",
-                                   "fetch.min.bytes": 65536, "fetch.wait.max.ms": 50,
-                                   "enable.auto.commit": False})  # fmt: skip
-        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        self.received = 0
-        self.ids: set[bytes] = set()
-        self.first_at = 0.0  # monotonic time of the first Score
-
-    def read(self, timeout_s: float) -> None:
-        """Take whatever arrives within ``timeout_s``."""
-        n = len(_ID_PREFIX)
-        for msg in self._consumer.consume(10_000, timeout_s):
-            value = msg.value()
-            if msg.error() is not None or not value:
-                continue
-            end = value.find(b'"', n) if value.startswith(_ID_PREFIX) else -1
-            if end > 0:
-                self.ids.add(value[n:end])
-            else:
-                self.ids.add(str(orjson.loads(value)["transaction_id"]).encode())
-            self.received += 1
-        if self.received and not self.first_at:
-            self.first_at = time.monotonic()
-
-    def close(self) -> None:
-        """Leave (nothing committed: the reader's group is never reused)."""
-        self._consumer.close()
-
-
 def _start_detector(
     endpoints: services.ServiceEndpoints, topics: TopicSettings, run: str, batch_size: int
 ) -> tuple[subprocess.Popen[bytes], int]:
@@ -170,45 +125,6 @@ def _start_detector(
         [sys.executable, "-m", "fraudstream", "detect"], env=env, stderr=subprocess.DEVNULL
     )
     return proc, port
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
-class _CpuMeter:
-    """CPU seconds of the detector, the broker, Redis and this process, read on demand."""
-
-    def __init__(self, endpoints: services.ServiceEndpoints, **procs: int) -> None:
-        self._redis = redis.Redis.from_url(endpoints.redis_url)
-        self._procs: dict[str, psutil.Process | None] = {
-            name: psutil.Process(pid) for name, pid in procs.items()
-        }
-        self._procs["broker"] = broker_process(endpoints.kafka_bootstrap)
-        self._procs["reader"] = psutil.Process()
-
-    def read(self) -> tuple[float, Cpu]:
-        """Now (monotonic) and every process's CPU seconds so far."""
-        snap: Cpu = {k: cpu_seconds(p) for k, p in self._procs.items()}
-        snap["redis"] = redis_cpu(self._redis)
-        return time.monotonic(), snap
-
-    def close(self) -> None:
-        self._redis.close()
-
-
-def _cpu_percent(a: tuple[float, Cpu], b: tuple[float, Cpu]) -> Cpu:
-    span = max(b[0] - a[0], 1e-9)
-    out: Cpu = {}
-    for name, v0 in a[1].items():
-        v1 = b[1].get(name)
-        out[name] = None if v0 is None or v1 is None else round(100 * (v1 - v0) / span, 1)
-    return out
 
 
 def run_capacity(
@@ -226,12 +142,12 @@ def run_capacity(
     n = len(records)
     try:
         publish_backlog(bootstrap, topics, records, label_delay_ms)
-        reader = _ScoreReader(bootstrap, topics.scores, run)
+        reader = ScoreReader(bootstrap, topics.scores, run)
         detector, port = _start_detector(endpoints, topics, run, batch_size)
-        meter: _CpuMeter | None = None
+        meter: CpuMeter | None = None
         try:
             wait_ready(port, detector)
-            meter = _CpuMeter(endpoints, detector=detector.pid)
+            meter = CpuMeter(endpoints, detector=detector.pid)
             samples: list[tuple[int, tuple[float, Cpu]]] = [(0, meter.read())]
             deadline = time.monotonic() + max_s
             while len(reader.ids) < n and time.monotonic() < deadline:
@@ -242,12 +158,12 @@ def run_capacity(
         finally:
             if meter is not None:
                 meter.close()
-            _stop(detector)
+            stop_process(detector)
             reader.close()
     finally:
         cleanup_run(endpoints, topics, run)
     scored = len(reader.ids)
-    window = _steady_window(samples, reader.first_at, warmup_s, STEADY_END * n)
+    window = steady_window(samples, reader.first_at, warmup_s, STEADY_END * n)
     (c0, a), (c1, b) = samples[window[0]], samples[window[1]]
     return Capacity(
         batch_size=batch_size,
@@ -259,7 +175,7 @@ def run_capacity(
         window_s=round(b[0] - a[0], 2),
         steady=window[2],
         drain_s=round(samples[-1][1][0] - reader.first_at, 2) if reader.first_at else 0.0,
-        cpu_percent=_cpu_percent(a, b),
+        cpu_percent=cpu_percent(a, b),
         progress=_progress(samples, reader.first_at),
     )
 
@@ -275,29 +191,6 @@ def _progress(
     if first_at and samples and out and out[-1][1] != samples[-1][0]:
         out.append((round(samples[-1][1][0] - first_at, 2), samples[-1][0]))
     return out
-
-
-def _steady_window(
-    samples: Sequence[tuple[int, tuple[float, Cpu]]],
-    first_at: float,
-    warmup_s: float,
-    end_count: float,
-) -> tuple[int, int, bool]:
-    """Sample indexes bounding the steady middle, and whether it was found (else whole drain).
-
-    >>> s = [(c, (float(t), {})) for t, c in enumerate([0, 5, 10, 20, 30, 40, 45])]
-    >>> _steady_window(s, first_at=1.0, warmup_s=1.0, end_count=40), _steady_window(s, 1.0, 1.0, 10)
-    ((2, 5, True), (0, 6, False))
-    """
-    start = next((i for i, (_, (t, _)) in enumerate(samples) if t >= first_at + warmup_s), None)
-    end = next((i for i, (c, _) in enumerate(samples) if c >= end_count), len(samples) - 1)
-    if start is not None and end > start and samples[end][1][0] - samples[start][1][0] >= 1.0:
-        return start, end, True
-    if samples[-1][0] == 0:  # nothing scored: a zero rate over the whole run
-        return 0, len(samples) - 1, False
-    begin = max(i for i, (c, _) in enumerate(samples) if c == 0)
-    last = next(i for i, (c, _) in enumerate(samples) if c == samples[-1][0])
-    return begin, max(last, begin + 1), False
 
 
 def _generate(
@@ -364,10 +257,10 @@ def run_bounded_lag(
         ),
     )
     generator.start()
-    reader = _ScoreReader(bootstrap, topics.scores, run)
+    reader = ScoreReader(bootstrap, topics.scores, run)
     detector, port = _start_detector(endpoints, topics, run, batch_size)
     lags: list[tuple[float, int]] = []
-    meter: _CpuMeter | None = None
+    meter: CpuMeter | None = None
     try:
         wait_ready(port, detector)
         while not ready.wait(0.5):
@@ -376,7 +269,7 @@ def run_bounded_lag(
                     f"generator exited with {generator.exitcode} before it was ready"
                 )
         assert generator.pid is not None
-        meter = _CpuMeter(endpoints, detector=detector.pid, generator=generator.pid)
+        meter = CpuMeter(endpoints, detector=detector.pid, generator=generator.pid)
         start = time.monotonic() + 0.5
         start_box.value = start
         time.sleep(0.5)
@@ -397,7 +290,7 @@ def run_bounded_lag(
     finally:
         if meter is not None:
             meter.close()
-        _stop(detector)
+        stop_process(detector)
         reader.close()
         generator.join(30)
         if generator.is_alive():
@@ -419,7 +312,7 @@ def run_bounded_lag(
         lag_trend_per_s=round(trend, 1),
         bounded=_bounded(steady, rate),
         generator_behind_s=round(behind_box.value, 3),
-        cpu_percent=_cpu_percent(cpu0, cpu1),
+        cpu_percent=cpu_percent(cpu0, cpu1),
         lag_samples=lags,
     )
 
