@@ -55,7 +55,14 @@ from fraudstream.stream.models import ModelFeed
 from fraudstream.stream.offsets import OffsetTracker, PendingBatch
 from fraudstream.stream.summary import LatencyWindow
 
-__all__ = ["BatchScorer", "DetectorLoop", "LabelLearner", "LoopOptions", "ModelSink"]
+__all__ = [
+    "BatchScorer",
+    "DetectorLoop",
+    "LabelLearner",
+    "LoopOptions",
+    "ModelSink",
+    "dead_letter_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +88,20 @@ class LabelLearner(Protocol):
     """Takes labels from the feedback topic; returns counts by outcome (applied, unknown...)."""
 
     def learn(self, labels: Sequence[Label]) -> dict[str, int]: ...
+
+
+def dead_letter_of(msg: Message, rejection: Rejection) -> DeadLetter:
+    """The dead letter of a consumed record: its reason, original bytes and source offset."""
+    return DeadLetter.from_rejection(
+        rejection,
+        topic=msg.topic() or "",
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        value=msg.value(),
+        key=msg.key(),
+        timestamp_ms=msg.timestamp()[1],
+        failed_at_ms=time.time_ns() // 1_000_000,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,21 +257,11 @@ class DetectorLoop:
     def _dead_letter(
         self, msg: Message, rejection: Rejection, batch: PendingBatch, cb: partial[None]
     ) -> None:
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        dead = DeadLetter.from_rejection(
-            rejection,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            value=msg.value(),
-            key=msg.key(),
-            timestamp_ms=msg.timestamp()[1],
-            failed_at_ms=time.time_ns() // 1_000_000,
-        )
+        dead = dead_letter_of(msg, rejection)
         self._produce(
             self._topics.dead_letters, dead.to_json(), msg.key(), batch, cb, dead.headers()
         )
-        self._metrics.dead_letters.labels(topic, rejection.reason).inc()
+        self._metrics.dead_letters.labels(dead.source_topic, rejection.reason).inc()
 
     # -- batches ------------------------------------------------------------------------
     def _read_transactions(self, msgs: list[Message], received_ns: int) -> list[_Entry]:

@@ -21,10 +21,10 @@ from typing import Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream.errors import KafkaClientError
-from fraudstream.events import DeadLetter, Label, Rejection, decode_label
+from fraudstream.events import Label, Rejection, decode_label
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.config import client_config
-from fraudstream.stream.loop import LabelLearner
+from fraudstream.stream.loop import LabelLearner, dead_letter_of
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 from fraudstream.stream.models import MODEL_MAX_BYTES
 
@@ -95,15 +95,11 @@ class TrainerLoop:
             if msg.error() is not None:
                 logger.warning("labels consumer error=%s", msg.error())
                 continue
-            topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-            self._pending[(topic, partition)] = offset + 1
+            topic = msg.topic() or ""
+            self._pending[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
             result = decode_label(msg.value() or b"", self._limits)
             if isinstance(result, Rejection):
-                dead = DeadLetter.from_rejection(
-                    result, topic=topic, partition=partition, offset=offset, value=msg.value(),
-                    key=msg.key(), timestamp_ms=msg.timestamp()[1],
-                    failed_at_ms=time.time_ns() // 1_000_000,
-                )  # fmt: skip
+                dead = dead_letter_of(msg, result)
                 self._producer.produce(
                     self._topics.dead_letters, dead.to_json(), msg.key(),
                     on_delivery=self._on_delivery, headers=dead.headers(),
