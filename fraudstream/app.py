@@ -400,6 +400,7 @@ def build(settings: Settings) -> Runtime:
                     summary_every_s=d.summary_every_s, align=d.align_inputs,
                     max_skew_ms=d.max_event_skew_ms, label_lag_ms=d.max_label_lag_ms,
                     idle_after_s=d.idle_source_ms / 1000, guarantee=d.guarantee,
+                    label_interval_s=d.label_interval_ms / 1000,
                     instance_id=d.instance_id),
         models=follower,
     )  # fmt: skip

@@ -191,6 +191,7 @@ class DetectorSettings:
     max_event_skew_ms: int = 21_600_000
     max_label_lag_ms: int = 60_000  # transactions may run this far ahead of unread labels
     idle_source_ms: int = 5000  # an input silent this long holds back no other
+    label_interval_ms: int = 100  # labels are read at most this often (unless batches are full)
     guarantee: Guarantee = "at-least-once"
     role: Role = "all"
     # This process's stable name (a pod name): unique among running processes, the same across
@@ -205,6 +206,8 @@ class DetectorSettings:
                 f"expected batch_size >= 1 and budget_us >= 1; got {self.batch_size}, "
                 f"{self.budget_us}"
             )
+        if self.label_interval_ms < 0:
+            raise ConfigError(f"expected label_interval_ms >= 0; got {self.label_interval_ms}")
         if self.guarantee not in get_args(Guarantee):
             raise ConfigError(
                 f"expected guarantee at-least-once or exactly-once; got {self.guarantee!r}"
@@ -342,6 +345,7 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
     "MAX_EVENT_SKEW_MS": ("detector", "max_event_skew_ms"),
     "MAX_LABEL_LAG_MS": ("detector", "max_label_lag_ms"),
     "IDLE_SOURCE_MS": ("detector", "idle_source_ms"),
+    "LABEL_INTERVAL_MS": ("detector", "label_interval_ms"),
     "GUARANTEE": ("detector", "guarantee"),
     "ROLE": ("detector", "role"),
     "INSTANCE_ID": ("detector", "instance_id"),

@@ -119,6 +119,10 @@ class LoopOptions:
     label_lead_ms: int = 86_400_000  # how far labels may run ahead of the transactions
     label_lag_ms: int = 60_000  # how far transactions may run ahead of labels still to read
     idle_after_s: float = 5.0
+    # Labels are read at most this often (sooner while full batches are waiting): they are
+    # days late anyway, and each label batch costs Redis round trips and, exactly-once, a
+    # Kafka transaction, so few large batches cost far less than many small ones.
+    label_interval_s: float = 0.1
     queue_cap: int = 5000  # records queued per partition before it is paused
     guarantee: Guarantee = "at-least-once"
     # This process's stable name: one per running process, kept across its restarts (a pod
@@ -540,6 +544,7 @@ class DetectorLoop:
             )
         next_summary = time.monotonic() + opts.summary_every_s
         next_lag = time.monotonic() + opts.lag_every_s
+        next_labels = 0.0
         self._run_started = time.monotonic()
         merge = self._merge
         try:
@@ -549,10 +554,16 @@ class DetectorLoop:
                 # aligned, a transaction is released only once the labels due by its time were
                 # read. Aligned, labels wait for the first transactions: until then there is no
                 # event time to read them against.
-                if self._labels is not None and (merge is None or merge.has_reference()):
+                if (
+                    self._labels is not None
+                    and (merge is None or merge.has_reference())
+                    and time.monotonic() >= next_labels
+                ):
                     label_msgs = self._labels.consume(opts.batch_size, 0)
                     if label_msgs:
                         self._handle_labels(label_msgs)
+                    if len(label_msgs) < opts.batch_size:  # a full batch: more may be waiting
+                        next_labels = time.monotonic() + opts.label_interval_s
                 msgs = self._next_batch()
                 received_ns = time.perf_counter_ns()
                 self._health.beat()

@@ -41,9 +41,13 @@ class AmountScorer:
 class CountingLearner:
     def __init__(self) -> None:
         self.labels: list[Label] = []
+        self.calls: list[int] = []  # the size of each label batch
+        self.times: list[float] = []  # and when it came
 
     def learn(self, labels: Sequence[Label]) -> dict[str, int]:
         self.labels.extend(labels)
+        self.calls.append(len(labels))
+        self.times.append(time.monotonic())
         return {"applied": len(labels)}
 
 
@@ -112,6 +116,55 @@ def test_valid_records_get_one_score_bad_ones_one_dead_letter_and_flags_follow_s
     stop_at = time.monotonic() + 6
     _run_until(loop2, lambda: time.monotonic() > stop_at, timeout_s=10)
     assert again.seen == []
+
+
+def test_labels_are_read_in_few_large_batches_and_a_backlog_without_waiting(
+    kafka_bootstrap: str, tmp_topics: Callable[..., TopicSettings]
+) -> None:
+    """Labels trickling in are read every ``label_interval_s`` (not one small batch per loop
+    turn); a backlog of full batches is read back to back, not one batch per interval."""
+    topics = tmp_topics()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 0})
+    for i in range(300):  # the backlog: 5 batches of 64, before the loop starts
+        label = {"transaction_id": f"b{i}", "is_fraud": False}
+        producer.produce(topics.labels, orjson.dumps(label))
+    assert producer.flush(10) == 0
+    learner = CountingLearner()
+    loop = DetectorLoop(
+        KafkaSettings(bootstrap=kafka_bootstrap), topics, LimitSettings(), AmountScorer(),
+        learner, DetectorMetrics(), HealthState(),
+        LoopOptions(group_id=f"g-{uuid.uuid4().hex[:8]}", batch_size=64, align=False,
+                    label_interval_s=1.0),
+    )  # fmt: skip
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(learner.labels) < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(learner.labels) == 300
+        backlog_calls = len(learner.calls)
+        for i in range(200):  # then a trickle: one label every 10 ms for 2 s
+            label = {"transaction_id": f"t{i}", "is_fraud": False}
+            producer.produce(topics.labels, orjson.dumps(label))
+            producer.poll(0)
+            time.sleep(0.01)
+        assert producer.flush(10) == 0
+        while len(learner.labels) < 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert len(learner.labels) == 500
+    # The backlog: full batches back to back, then its remainder, well within one interval
+    # (at one batch per interval it would take 4 s).
+    assert learner.calls[:4] == [64, 64, 64, 64], learner.calls
+    assert backlog_calls <= 6
+    assert learner.times[backlog_calls - 1] - learner.times[0] < 0.9, learner.times
+    trickle = learner.calls[backlog_calls:]
+    # 2 s of trickle at one read per second: about 3 reads, never one per label or per turn
+    assert 2 <= len(trickle) <= 5, trickle
 
 
 class EventTimeRecorder:
