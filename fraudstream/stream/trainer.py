@@ -24,9 +24,10 @@ from fraudstream.errors import KafkaClientError
 from fraudstream.events import Label, Rejection, decode_label
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.config import client_config
-from fraudstream.stream.loop import LabelLearner, dead_letter_of
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 from fraudstream.stream.models import MODEL_MAX_BYTES
+from fraudstream.stream.outputs import dead_letter_of
+from fraudstream.stream.ports import LabelLearner
 
 __all__ = ["ModelSource", "TrainerLoop", "TrainerOptions"]
 

@@ -102,17 +102,17 @@ def test_a_crash_between_produce_and_commit_leaves_each_score_once_for_read_comm
     group = f"g-{uuid.uuid4().hex[:8]}"
     scorer = AmountScorer()
     first = _loop(kafka_bootstrap, topics, group, scorer)
-    commit = first._commit_transaction
+    commit = first._outputs.commit
     commits = 0
 
-    def crash_on_third(*args: Any) -> None:
+    def crash_on_third(*args: Any) -> bool:
         nonlocal commits
         commits += args[0] is first._consumer  # transaction batches, not label batches
         if commits == 3:  # the third batch's outputs are produced; the process "dies"
             raise RuntimeError("simulated crash before commit")
-        commit(*args)
+        return commit(*args)
 
-    first._commit_transaction = crash_on_third  # type: ignore[method-assign]
+    first._outputs.commit = crash_on_third  # type: ignore[method-assign]
     failure = _run(first, lambda: False)
     assert isinstance(failure, RuntimeError)
     # The crashed batch's Scores reached the log, but in a transaction never committed.
@@ -153,8 +153,8 @@ def test_an_aborted_transaction_is_rewound_and_redone(
     scorer, metrics = AmountScorer(), DetectorMetrics()
     # No labels consumer: the first transaction committed is a batch of transactions.
     loop = _loop(kafka_bootstrap, topics, f"g-{uuid.uuid4().hex[:8]}", scorer, metrics, False)
-    wrapper = AbortOnce(loop._producer)
-    loop._producer = wrapper  # type: ignore[assignment]
+    wrapper = AbortOnce(loop._outputs._producer)
+    loop._outputs._producer = wrapper  # type: ignore[assignment]
     ids = {f"t{i}" for i in range(N_VALID)}
     assert _run(loop, lambda: ids <= set(scorer.seen)) is None
     assert wrapper.failed

@@ -1,0 +1,49 @@
+"""The Kafka side of the event-time merge (``align.py``): backlogs and pauses of the consumers.
+
+:class:`~fraudstream.stream.align.EventTimeMerge` decides from event times alone; this asks the
+consumers whether a source has more on the broker than was read, and pauses and resumes the
+partitions the merge's plan names.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Consumer, TopicPartition
+
+from fraudstream.stream.align import Plan, Source
+from fraudstream.stream.metrics import DetectorMetrics
+
+__all__ = ["ConsumerFlow"]
+
+logger = logging.getLogger(__name__)
+
+
+class ConsumerFlow:
+    """Backlogs and pauses of the detector's consumers, each found by the topic it reads."""
+
+    def __init__(self, by_topic: dict[str, Consumer], metrics: DetectorMetrics) -> None:
+        self._by_topic = by_topic
+        self._metrics = metrics
+
+    def backlog(self, source: Source) -> bool:
+        """Whether the broker holds more of ``source`` than was read (cached watermarks)."""
+        consumer = self._by_topic[source[0]]
+        tp = TopicPartition(*source)
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            return True  # not known yet: assume there is more
+        position = consumer.position([tp])[0].offset
+        return position < high if position >= 0 else low < high
+
+    def apply(self, plan: Plan) -> None:
+        """Pause and resume what the merge asks for (full queues, labels too far ahead)."""
+        for sources, action in ((plan.pause, "pause"), (plan.resume, "resume")):
+            by_topic: dict[str, list[TopicPartition]] = {}
+            for topic, partition in sources:
+                by_topic.setdefault(topic, []).append(TopicPartition(topic, partition))
+            for topic, tps in by_topic.items():
+                getattr(self._by_topic[topic], action)(tps)
+        if plan.pause:
+            self._metrics.alignment_pauses.inc(len(plan.pause))
+            logger.debug("aligned pause=%s resume=%s", sorted(plan.pause), sorted(plan.resume))
