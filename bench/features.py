@@ -3,7 +3,9 @@
 Takes Redis as the tests and the demo do (``--redis-url`` or FRAUDSTREAM_REDIS_URL, else
 Docker, else a local ``redis-server`` started for the run), pre-loads 30 days of handbook-like
 history, then times ``RedisFeatureStore.features_for`` for batch sizes 1, 10, 20, 50, 100 and
-500 on fresh transactions that continue the stream. Prints a Markdown table and writes
+500 on fresh transactions that continue the stream: about ``--per-size`` (20,000) transactions
+per size, the sweep repeated ``--repeats`` (3) times; throughput is the median repeat, shown with
+its range. Prints a Markdown table and writes
 ``features.json``, ``features.md`` and ``features.png`` to ``bench/results/<timestamp>/`` (or
 ``--out``). Besides wall time it reports CPU microseconds per
 transaction of Redis (``INFO cpu``, meaningful when the server is used by this run only) and of
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,8 +49,14 @@ def _stream(n_cards: int, n_terms: int, per_day: int, seed: int) -> Iterator[Tra
         i += 1
 
 
-def run(url: str, warm_days: int, batches: int, own: bool = True) -> list[dict[str, float]]:
+def run(url: str, warm_days: int, per_size: int, repeats: int = 3,
+        own: bool = True) -> list[dict[str, float]]:  # fmt: skip
     """Pre-load history, then time each batch size; returns one result row per size.
+
+    Each size is timed on about ``per_size`` transactions (at least 40 batches), and the sweep
+    over the sizes is repeated ``repeats`` times, so every size is measured at several points
+    of the growing state and the machine's noise shows as a spread: throughput is the median
+    of the repeats (with min and max), latency percentiles pool every batch of every repeat.
 
     ``own``: the server was started for this run, so it may be emptied first; on a server that
     was handed in, keys get a unique prefix instead and nothing else is touched.
@@ -64,46 +73,55 @@ def run(url: str, warm_days: int, batches: int, own: bool = True) -> list[dict[s
     for i in range(0, len(warm), 500):
         store.features_for(warm[i : i + 500])
         store.apply_labels([Label(tx.transaction_id, tx.amount > 190) for tx in warm[i : i + 500]])
+    runs: dict[int, list[tuple[float, list[float], float, float]]] = {s: [] for s in BATCH_SIZES}
+    for _ in range(repeats):
+        for size in BATCH_SIZES:
+            data = [[next(stream) for _ in range(size)] for _ in range(max(40, per_size // size))]
+            store.features_for(data[0])  # warm the connection and the script
+            lat = []
+            redis_cpu = redis_cpu_seconds(client)
+            client_cpu = time.process_time()
+            start = time.perf_counter()
+            for batch in data[1:]:
+                t0 = time.perf_counter()
+                store.features_for(batch)
+                lat.append(time.perf_counter() - t0)
+            total = time.perf_counter() - start
+            n_tx = size * len(lat)
+            runs[size].append((n_tx / total, lat, (redis_cpu_seconds(client) - redis_cpu) / n_tx,
+                               (time.process_time() - client_cpu) / n_tx))  # fmt: skip
+    client.close()
     rows = []
-    for size in BATCH_SIZES:
-        n = max(20, batches // size) if size >= 100 else batches
-        data = [[next(stream) for _ in range(size)] for _ in range(n)]
-        store.features_for(data[0])  # warm the connection and the script
-        lat = []
-        redis_cpu = redis_cpu_seconds(client)
-        client_cpu = time.process_time()
-        start = time.perf_counter()
-        for batch in data[1:]:
-            t0 = time.perf_counter()
-            store.features_for(batch)
-            lat.append(time.perf_counter() - t0)
-        total = time.perf_counter() - start
-        n_tx = size * len(lat)
-        client_cpu = time.process_time() - client_cpu
-        redis_cpu = redis_cpu_seconds(client) - redis_cpu
-        pct = percentiles(lat)
+    for size, measured in runs.items():
+        rates = sorted(r[0] for r in measured)
+        pct = percentiles([x for r in measured for x in r[1]])
         rows.append(
             {
                 "batch": size,
-                "batches": len(lat),
-                "tx_per_s": size * len(lat) / total,
+                "batches": sum(len(r[1]) for r in measured),
+                "repeats": len(measured),
+                "tx_per_s": statistics.median(rates),
+                "tx_per_s_min": rates[0],
+                "tx_per_s_max": rates[-1],
                 "p50_ms": pct["p50"] * 1e3,
                 "p99_ms": pct["p99"] * 1e3,
-                "redis_cpu_us_per_tx": redis_cpu / n_tx * 1e6,
-                "client_cpu_us_per_tx": client_cpu / n_tx * 1e6,
+                "redis_cpu_us_per_tx": statistics.median(r[2] for r in measured) * 1e6,
+                "client_cpu_us_per_tx": statistics.median(r[3] for r in measured) * 1e6,
             }
         )
-    client.close()
     return rows
 
 
 def _markdown(rows: list[dict[str, float]]) -> str:
     lines = [
-        "| batch | tx/s | p50 ms | p99 ms | Redis CPU us/tx | client CPU us/tx |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| batch | tx/s (median) | tx/s min - max | p50 ms | p99 ms | Redis CPU us/tx "
+        "| client CPU us/tx |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['batch']:.0f} | {r['tx_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
+        f"| {r['batch']:.0f} | {r['tx_per_s']:,.0f} "
+        f"| {r['tx_per_s_min']:,.0f} - {r['tx_per_s_max']:,.0f} "
+        f"| {r['p50_ms']:.3f} | {r['p99_ms']:.3f} "
         f"| {r['redis_cpu_us_per_tx']:.1f} | {r['client_cpu_us_per_tx']:.1f} |"
         for r in rows
     ]
@@ -138,26 +156,40 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench features")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--warm-days", type=int, default=30)
-    parser.add_argument("--batches", type=int, default=2000)
+    parser.add_argument(
+        "--per-size", type=int, default=20000, help="transactions timed per batch size and repeat"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="sweeps over the batch sizes")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
     if args.quick:
-        args.warm_days, args.batches = 1, 40
+        args.warm_days, args.per_size, args.repeats = 1, 400, 1
     env = dict(os.environ)
     if args.redis_url:
         env["FRAUDSTREAM_REDIS_URL"] = args.redis_url
     # The same resolution as tests and demo: FRAUDSTREAM_REDIS_URL, else Docker, else a local
     # redis-server started (and stopped) here.
     with services.running_redis(env) as endpoint:
-        rows = run(endpoint.address, args.warm_days, args.batches, own=endpoint.origin != "env")
+        rows = run(
+            endpoint.address,
+            args.warm_days,
+            args.per_size,
+            args.repeats,
+            own=endpoint.origin != "env",
+        )
         version = endpoint.version
     table = _markdown(rows)
     print(table)
     out = results_dir(args.out)
     doc = {
         "scenario": "features",
-        "config": {"warm_days": args.warm_days, "batches": args.batches, "quick": args.quick},
+        "config": {
+            "warm_days": args.warm_days,
+            "per_size": args.per_size,
+            "repeats": args.repeats,
+            "quick": args.quick,
+        },
         "environment": environment(redis=version),
         "rows": rows,
     }
