@@ -16,39 +16,9 @@ from fraudstream.events import DeadLetter, Label, Score, Transaction, decode_sco
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.loop import DetectorLoop, LoopOptions
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
+from tests.support import AmountScorer, CountingLearner
 
 pytestmark = pytest.mark.kafka
-
-
-class AmountScorer:
-    """A stand-in for features + model with a known answer: score = min(amount / 1000, 1)."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    def score_batch(self, batch: Sequence[Transaction], received_ns: int) -> list[Score]:
-        self.seen.extend(tx.transaction_id for tx in batch)
-        out = []
-        for tx in batch:
-            s = min(tx.amount / 1000.0, 1.0)
-            out.append(
-                Score(tx.transaction_id, tx.card_id, s, s >= 0.5, 0.5, "0-test", (),
-                      {"amount": tx.amount}, tx.timestamp_ms, time.time_ns() // 10**6, 0)
-            )  # fmt: skip
-        return out
-
-
-class CountingLearner:
-    def __init__(self) -> None:
-        self.labels: list[Label] = []
-        self.calls: list[int] = []  # the size of each label batch
-        self.times: list[float] = []  # and when it came
-
-    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
-        self.labels.extend(labels)
-        self.calls.append(len(labels))
-        self.times.append(time.monotonic())
-        return {"applied": len(labels)}
 
 
 def _run_until(loop: DetectorLoop, done: Callable[[], bool], timeout_s: float = 60.0) -> None:

@@ -18,8 +18,7 @@ from fraudstream.events import DeadLetter, decode_score
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.loop import DetectorLoop, LoopOptions
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
-from tests.integration.test_detector_loop import AmountScorer, CountingLearner
-from tests.support import read_values
+from tests.support import AmountScorer, CountingLearner, read_values
 
 pytestmark = pytest.mark.kafka
 
