@@ -6,6 +6,7 @@ import dataclasses
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -33,6 +34,7 @@ __all__ = [
     "fresh_run",
     "publish_backlog",
     "redis_cpu",
+    "start_detector",
     "wait_ready",
 ]
 
@@ -163,3 +165,18 @@ def detector_env(
     }
     env.update({f"FRAUDSTREAM_{k.upper()}": v for k, v in settings.items()})
     return env
+
+
+def start_detector(
+    endpoints: services.ServiceEndpoints, topics: TopicSettings, run: str, batch_size: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``fraudstream detect`` as its own process for one run, at ``batch_size``; and its
+    metrics port."""
+    port = free_port()
+    env = detector_env(endpoints.kafka_bootstrap, endpoints.redis_url, run, topics,
+                       batch_size=str(batch_size), metrics_port=str(port),
+                       summary_every_s="3600")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fraudstream", "detect"], env=env, stderr=subprocess.DEVNULL
+    )
+    return proc, port
