@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fraudstream import roles
@@ -27,6 +27,7 @@ from fraudstream.model import (
     CheckpointStore,
     DecisionPolicy,
     DelayedLearner,
+    FallbackSnapshots,
     FixedThreshold,
     FraudModel,
     MemorySnapshotStore,
@@ -226,8 +227,13 @@ class Detector:
         for name, value in self.scorer.metrics.summary().items():
             metrics.online_metric.labels(name).set(value)
 
-    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
+    def learn(
+        self, labels: Sequence[Label], positions: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[str, int]:
         """Apply labels to the label-derived aggregates and queue them for the model.
+
+        ``positions``: the labels partitions' next offsets once these are read (kept in the
+        model's checkpoints, see :meth:`Scorer.add_labels`).
 
         With a fallback and the store down, the model still gets the labels; the store's risk
         windows miss them (counted under ``store_unavailable``).
@@ -246,8 +252,12 @@ class Detector:
         if not out:
             out = {"store_unavailable": len(labels)}
         with self.lock:
-            self.scorer.add_labels(labels)
+            self.scorer.add_labels(labels, positions)
         return out
+
+    def resume_offset(self, topic: str, partition: int) -> int | None:
+        """Where a restored checkpoint says to read ``partition`` of the labels on from (once)."""
+        return self.scorer.resume_positions.pop((topic, partition), None)
 
     def close(self) -> None:
         """Checkpoint on shutdown (when checkpoints are configured)."""
@@ -303,11 +313,16 @@ def build_scorer(
         snapshot_ttl_ms,
         settings.implicit_negative_after_ms or None,
     )
-    return Scorer(
+    scorer = Scorer(
         model, learner, policy, threshold=settings.threshold, reasons=settings.reasons,
         explain_all=settings.explain_all, checkpoints=checkpoints,
-        schedule=CheckpointSchedule(every_ms=settings.checkpoint_every_ms),
+        # the first checkpoint one period after start, not at the first batch
+        schedule=CheckpointSchedule(every_ms=settings.checkpoint_every_ms,
+                                    last_ms=time.time_ns() // 1_000_000,
+                                    last_updates=model.updates),
     )  # fmt: skip
+    scorer.restore_labels(model)  # a checkpoint's queued labels and label positions
+    return scorer
 
 
 @dataclass(slots=True)
@@ -373,7 +388,13 @@ def build(settings: Settings) -> Runtime:
     if role != "all" and not settings.model.checkpoint_dir:  # the newest version, if any
         key = roles.model_key(settings.model)
         published = roles.newest_published(settings.kafka, settings.topics.models, key)
-    snapshots = roles.FeatureSnapshots(store) if role == "trainer" else None
+    snapshots: SnapshotStore | None = None
+    if role == "trainer":
+        snapshots = roles.FeatureSnapshots(store)
+    elif role == "all" and settings.model.checkpoint_dir:
+        # Restored from a checkpoint, labels are read again from its positions: their vectors
+        # come from the feature store when this process no longer holds them.
+        snapshots = FallbackSnapshots(MemorySnapshotStore(), roles.FeatureSnapshots(store))
     scorer = build_scorer(settings.model, fs.record_ttl_ms, snapshots=snapshots, model=published)
     if role == "trainer":  # no fallback: a store failure stops it; labels are redone on restart
         detector = Detector(store, scorer, metrics)

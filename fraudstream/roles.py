@@ -110,19 +110,25 @@ class Trainer:
         self._number = model.checkpoint  # published versions continue the numbering
         self._published = model.updates
 
-    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
+    def learn(
+        self, labels: Sequence[Label], positions: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[str, int]:
         """Apply the labels to the store, then teach the model every one at once.
 
         Labels act at once here (no transactions move the watermark in this process): the
         watermark is the newest label time seen, so the learn-once memory expires with it.
         """
-        counts = self.detector.learn(labels)
+        counts = self.detector.learn(labels, positions)
         times = [lb.label_time_ms for lb in labels if lb.label_time_ms is not None]
         scorer = self.detector.scorer
         with self.detector.lock:
             scorer.advance(max(times) if times else scorer.learner.pending.watermark_ms)
         self.detector.maybe_export()
         return counts
+
+    def resume_offset(self, topic: str, partition: int) -> int | None:
+        """None: the trainer commits a label's offset only once a published version has it."""
+        return None
 
     def export(self) -> tuple[str, bytes] | None:
         """The model, signed, when it learned something since the last export."""

@@ -60,8 +60,13 @@ class CountingLearner:
         self.calls: list[int] = []  # the size of each label batch
         self.times: list[float] = []  # and when it came
 
-    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
+    def learn(
+        self, labels: Sequence[Label], positions: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[str, int]:
         self.labels.extend(labels)
         self.calls.append(len(labels))
         self.times.append(time.monotonic())
         return {"applied": len(labels)}
+
+    def resume_offset(self, topic: str, partition: int) -> int | None:
+        return None

@@ -17,7 +17,15 @@ from typing import Protocol
 from fraudstream.events import Label
 from fraudstream.model.snapshots import SnapshotStore
 
-__all__ = ["SCORE_KEY", "DelayedLearner", "Feedback", "LearnStats", "Learner", "PendingLabels"]
+__all__ = [
+    "SCORE_KEY",
+    "DelayedLearner",
+    "Feedback",
+    "LabelProgress",
+    "LearnStats",
+    "Learner",
+    "PendingLabels",
+]
 
 
 # The published score rides in the snapshot under this key (not a feature name: never learned).
@@ -58,8 +66,16 @@ class PendingLabels:
     def add(self, label: Label) -> None:
         """Hold ``label`` until the watermark reaches its label time."""
         when = self.watermark_ms if label.label_time_ms is None else label.label_time_ms
+        self.add_at(when, label)
+
+    def add_at(self, when: int, label: Label) -> None:
+        """Hold ``label`` until the watermark reaches ``when``."""
         heapq.heappush(self._heap, (when, self._seq, label))
         self._seq += 1  # ties keep arrival order: the replay order equals the live order
+
+    def held(self) -> tuple[tuple[int, Label], ...]:
+        """Every held label with the watermark it waits for, in release order."""
+        return tuple((when, label) for when, _, label in sorted(self._heap))
 
     def release(self, event_time_ms: int) -> list[Label]:
         """Advance the watermark to ``event_time_ms`` (never back) and pop the due labels."""
@@ -68,6 +84,21 @@ class PendingLabels:
         while self._heap and self._heap[0][0] <= self.watermark_ms:
             out.append(heapq.heappop(self._heap)[2])
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class LabelProgress:
+    """How far a checkpointed model got through the label feed.
+
+    Every label read before ``positions`` (the next offset of each labels partition) is either
+    in the model or in ``pending``, still held by the watermark. A process restored from the
+    checkpoint holds ``pending`` again and reads the labels on from ``positions``: nothing read
+    after the checkpoint is lost, and nothing in it is learned twice.
+    """
+
+    positions: tuple[tuple[str, int, int], ...]  # (topic, partition, next offset)
+    pending: tuple[tuple[int, Label], ...]  # (watermark it waits for, label)
+    watermark_ms: int
 
 
 @dataclass(slots=True)
@@ -153,6 +184,20 @@ class DelayedLearner:
         """Queue labels; they act at :meth:`advance` once the watermark reaches them."""
         for label in labels:
             self.pending.add(label)
+
+    def progress(self, positions: Mapping[tuple[str, int], int]) -> LabelProgress:
+        """The labels still held and ``positions`` (read so far), for a checkpoint."""
+        return LabelProgress(
+            tuple((t, p, o) for (t, p), o in sorted(positions.items())),
+            self.pending.held(),
+            self.pending.watermark_ms,
+        )
+
+    def restore(self, progress: LabelProgress) -> None:
+        """Hold a checkpoint's pending labels again (at the watermark they waited for)."""
+        self.pending.watermark_ms = max(self.pending.watermark_ms, progress.watermark_ms)
+        for when, label in progress.pending:
+            self.pending.add_at(when, label)
 
     def advance(self, event_time_ms: int, model: Learner) -> list[Feedback]:
         """Move the watermark and teach ``model`` every label (and implicit negative) now due."""

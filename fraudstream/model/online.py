@@ -12,6 +12,7 @@ from river import stats
 
 from fraudstream.errors import ModelError
 from fraudstream.events import Reason
+from fraudstream.model.labels import LabelProgress
 from fraudstream.model.pipelines import build_pipeline
 from fraudstream.model.transforms import TerminalFrauds
 
@@ -79,6 +80,9 @@ class FraudModel:
         self.updates = 0
         self.checkpoint = 0
         self.content_hash = ""
+        # Set only while a checkpoint is written: how far the label feed was read (see
+        # Scorer.checkpoint); read back, then cleared, when a process restores it.
+        self.label_progress: LabelProgress | None = None
         self._genuine: dict[str, stats.Var] = {}  # per-feature stats of learned genuine vectors
 
     @property

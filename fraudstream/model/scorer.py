@@ -74,6 +74,10 @@ class Scorer:
         self.checkpoints = checkpoints
         self.schedule = schedule or CheckpointSchedule()
         self.on_drift = on_drift
+        # The labels partitions' next offsets, as read (saved in checkpoints), and the ones a
+        # restored checkpoint says to read on from (each taken once, at the first assignment).
+        self.label_positions: dict[tuple[str, int], int] = {}
+        self.resume_positions: dict[tuple[str, int], int] = {}
 
     @property
     def model(self) -> FraudModel:
@@ -105,9 +109,29 @@ class Scorer:
             p, flagged, threshold, reasons, str(model.version), self.pair.shadow_score(features)
         )
 
-    def add_labels(self, labels: Iterable[Label]) -> None:
-        """Queue labels; each acts once the transaction event time reaches its label time."""
+    def add_labels(
+        self, labels: Iterable[Label], positions: Mapping[tuple[str, int], int] | None = None
+    ) -> None:
+        """Queue labels; each acts once the transaction event time reaches its label time.
+
+        ``positions``: the labels partitions' next offsets once these labels are read; a
+        checkpoint saves them with the labels still queued (see :meth:`restore_labels`).
+        """
         self.learner.add_labels(labels)
+        if positions:
+            self.label_positions.update(positions)
+
+    def restore_labels(self, model: FraudModel) -> None:
+        """Take a restored checkpoint's label progress: its queued labels are queued again and
+        the labels consumer is to read on from its positions."""
+        progress, model.label_progress = model.label_progress, None
+        if progress is None:
+            return
+        self.learner.restore(progress)
+        self.resume_positions = {(t, p): o for t, p, o in progress.positions}
+        self.label_positions.update(self.resume_positions)
+        logger.info("label progress restored pending=%d positions=%s",
+                    len(progress.pending), sorted(self.resume_positions.items()))  # fmt: skip
 
     def advance(self, event_time_ms: int) -> None:
         """Learn every label due at ``event_time_ms``; update metrics; maybe promote."""
@@ -129,6 +153,7 @@ class Scorer:
     def swap(self, model: FraudModel) -> None:
         """Hot swap the champion (e.g. a version learned in another process, or a rollback)."""
         logger.info("model swapped old=%s new=%s", self.pair.champion.version, model.version)
+        model.label_progress = None  # a reload mid-run keeps reading labels where it is
         self.pair.champion = model
 
     def maybe_checkpoint(self, now_ms: int) -> bool:
@@ -141,8 +166,13 @@ class Scorer:
     def checkpoint(self, now_ms: int) -> None:
         """Save a checkpoint now (on demand, and on shutdown)."""
         if self.checkpoints is not None:
-            self.checkpoints.save(self.model, now_ms)
-            self.schedule.mark(now_ms, self.model.updates)
+            model = self.model
+            model.label_progress = self.learner.progress(self.label_positions)
+            try:
+                self.checkpoints.save(model, now_ms)
+            finally:
+                model.label_progress = None  # in the checkpoint only: never in a published copy
+            self.schedule.mark(now_ms, model.updates)
 
     def rollback(self, steps: int = 1) -> None:
         """Swap in the checkpoint ``steps`` before the newest."""

@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-__all__ = ["MemorySnapshotStore", "Snapshot", "SnapshotStore"]
+__all__ = ["FallbackSnapshots", "MemorySnapshotStore", "Snapshot", "SnapshotStore"]
 
 Snapshot = tuple[dict[str, float], int]
 """A scored feature vector and its transaction's event time (epoch ms)."""
@@ -94,3 +94,37 @@ class MemorySnapshotStore:
         while self._expiry and self._expiry[0][0] <= now_ms:
             _, tx_id = heapq.heappop(self._expiry)
             self._items.pop(tx_id, None)
+
+
+class FallbackSnapshots:
+    """Snapshots kept in ``first``; the ones it lacks are looked up in ``then``.
+
+    A restarted process has lost its memory of the vectors it scored, but labels read again
+    after a restore still need them: ``then`` is the feature store, which recorded every
+    vector exactly as scored (without the published score; the metrics then use the model's).
+
+    >>> a, b = MemorySnapshotStore(), MemorySnapshotStore()
+    >>> b.put("t1", {"amount": 5.0}, event_time_ms=0, ttl_ms=10)
+    >>> both = FallbackSnapshots(a, b)
+    >>> both.put("t2", {"amount": 7.0}, event_time_ms=0, ttl_ms=10)
+    >>> sorted(both.get_many(["t1", "t2", "t3"]))
+    ['t1', 't2']
+    """
+
+    def __init__(self, first: SnapshotStore, then: SnapshotStore) -> None:
+        self.first = first
+        self.then = then
+
+    def put(
+        self, tx_id: str, features: Mapping[str, float], event_time_ms: int, ttl_ms: int
+    ) -> None:
+        """Keep ``features`` in ``first``."""
+        self.first.put(tx_id, features, event_time_ms, ttl_ms)
+
+    def get_many(self, tx_ids: Sequence[str]) -> dict[str, Snapshot]:
+        """From ``first``, then the ids it lacks from ``then``."""
+        out = self.first.get_many(tx_ids)
+        missing = [tx_id for tx_id in tx_ids if tx_id not in out]
+        if missing:
+            out.update(self.then.get_many(missing))
+        return out

@@ -1,4 +1,4 @@
-"""The Kafka side of the event-time merge (``align.py``): backlogs and pauses of the consumers.
+"""The consumers' side of the run loop: which records it owns, backlogs and pauses.
 
 :class:`~fraudstream.stream.align.EventTimeMerge` decides from event times alone; this asks the
 consumers whether a source has more on the broker than was read, and pauses and resumes the
@@ -8,13 +8,15 @@ partitions the merge's plan names.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
+from fraudstream.errors import KafkaClientError
 from fraudstream.stream.align import Plan, Source
 from fraudstream.stream.metrics import DetectorMetrics
 
-__all__ = ["ConsumerFlow"]
+__all__ = ["ConsumerFlow", "owned"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +49,27 @@ class ConsumerFlow:
         if plan.pause:
             self._metrics.alignment_pauses.inc(len(plan.pause))
             logger.debug("aligned pause=%s resume=%s", sorted(plan.pause), sorted(plan.resume))
+
+
+def owned(msgs: list[Message], assigned: Collection[Source]) -> list[Message]:
+    """The records of partitions still ``assigned``; consumer errors are logged and skipped.
+
+    A ``consume()`` that serves a revocation part way returns the records it collected before
+    it too: their partitions now belong to another member, which consumes them from the
+    committed offsets, so they are not processed here (and their offsets never stored).
+    """
+    out: list[Message] = []
+    foreign = 0
+    for msg in msgs:
+        err = msg.error()
+        if err is not None:
+            if err.fatal():
+                raise KafkaClientError(f"fatal consumer error: {err}")
+            logger.warning("consumer error=%s", err)
+        elif (msg.topic(), msg.partition()) in assigned:
+            out.append(msg)
+        else:
+            foreign += 1
+    if foreign:
+        logger.info("records of revoked partitions dropped count=%d", foreign)
+    return out

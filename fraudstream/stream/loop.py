@@ -42,7 +42,7 @@ from fraudstream.events import (
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.align import EventTimeMerge, Source
 from fraudstream.stream.config import client_config
-from fraudstream.stream.flow import ConsumerFlow
+from fraudstream.stream.flow import ConsumerFlow, owned
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 from fraudstream.stream.models import ModelFeed
 from fraudstream.stream.offsets import OffsetTracker
@@ -130,6 +130,18 @@ class DetectorLoop:
     def _on_labels_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._labels_joined = True
         self._assigned.update((p.topic, p.partition) for p in partitions)
+        # Restored from a checkpoint: read on from what it has learned (or still holds), not
+        # from the committed offsets, which may be ahead of it.
+        assert self._learner is not None
+        resumed = False
+        for p in partitions:
+            offset = self._learner.resume_offset(p.topic, p.partition)
+            if offset is not None:
+                p.offset, resumed = offset, True
+        if resumed:
+            consumer.assign(partitions)
+            logger.info("labels resumed from the checkpoint %s",
+                        [(p.partition, p.offset) for p in partitions])  # fmt: skip
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Finish what was produced for these partitions so their offsets can be committed
@@ -157,17 +169,11 @@ class DetectorLoop:
     # -- batches ------------------------------------------------------------------------
     def _read_transactions(self, msgs: list[Message], received_ns: int) -> list[_Entry]:
         """Decode a consumed batch (consumer errors are logged and skipped)."""
-        entries: list[_Entry] = []
         limits = self._limits
-        for msg in msgs:
-            err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise KafkaClientError(f"fatal consumer error: {err}")
-                logger.warning("consumer error=%s", err)
-                continue
-            entries.append((msg, decode_transaction(msg.value() or b"", limits), received_ns))
-        return entries
+        return [
+            (msg, decode_transaction(msg.value() or b"", limits), received_ns)
+            for msg in owned(msgs, self._assigned)
+        ]
 
     def _handle_transactions(self, entries: list[_Entry]) -> None:
         """Dead-letter the rejected, score the valid, produce; offsets follow delivery."""
@@ -205,10 +211,7 @@ class DetectorLoop:
         labels: list[Label] = []
         next_offsets: dict[tuple[str, int], int] = {}
         batch, cb = self._outputs.open(next_offsets)
-        for msg in msgs:
-            if msg.error() is not None:
-                logger.warning("labels consumer error=%s", msg.error())
-                continue
+        for msg in owned(msgs, self._assigned):
             source = (msg.topic() or "", msg.partition() or 0)
             next_offsets[source] = (msg.offset() or 0) + 1
             result = decode_label(msg.value() or b"", self._limits)
@@ -221,7 +224,7 @@ class DetectorLoop:
             if self._merge is not None:
                 self._merge.observe(source, event_ms)
         if labels:
-            for outcome, n in self._learner.learn(labels).items():
+            for outcome, n in self._learner.learn(labels, next_offsets).items():
                 if n:
                     self._metrics.labels.labels(outcome).inc(n)
         # Sealed after learning: the labels' offsets are stored only once they were learned

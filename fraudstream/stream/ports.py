@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,9 +28,18 @@ class ModelSink(Protocol):
 
 
 class LabelLearner(Protocol):
-    """Takes labels from the feedback topic; returns counts by outcome (applied, unknown...)."""
+    """Takes labels from the feedback topic; returns counts by outcome (applied, unknown...).
 
-    def learn(self, labels: Sequence[Label]) -> dict[str, int]: ...
+    ``positions`` are the labels partitions' next offsets once ``labels`` are read; a learner
+    that checkpoints keeps them with its model, and :meth:`resume_offset` gives them back once
+    after a restore, so the labels consumer reads on from what the checkpoint has.
+    """
+
+    def learn(
+        self, labels: Sequence[Label], positions: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[str, int]: ...
+
+    def resume_offset(self, topic: str, partition: int) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +30,8 @@ __all__ = [
     "Outputs",
     "aggregate_mismatches",
     "finish",
+    "metric",
+    "metrics_url",
     "publish_raw",
     "start_detector",
     "valid_transactions",
@@ -189,3 +193,17 @@ def aggregate_mismatches(
             if not math.isclose(got[name], value, rel_tol=tol, abs_tol=tol):
                 out.append(f"{probe.card_id}/{probe.terminal_id} {name}: {got[name]} != {value}")
     return out
+
+
+def metrics_url(log: Path) -> str:
+    """The metrics URL a detector logged at start (``metrics=<url>``)."""
+    match = re.search(r"metrics=(\S+)", log.read_text())
+    assert match is not None, f"no metrics URL in {log}"
+    return match.group(1)
+
+
+def metric(url: str, name: str) -> float:
+    """One sample of the Prometheus text at ``url``, by its full name (labels included)."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0

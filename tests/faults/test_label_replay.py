@@ -4,10 +4,8 @@ the model learns each once, and the rest is counted as duplicates, on real Kafka
 from __future__ import annotations
 
 import random
-import re
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,17 +15,20 @@ import pytest
 from bench.procs import detector_env
 from fraudstream.settings import TopicSettings
 from fraudstream.simulator import SimulatorConfig, iter_records, simulate
-from tests.faults.support import Outputs, finish, publish_raw, start_detector, wait_for, wire
+from tests.faults.support import (
+    Outputs,
+    finish,
+    metric,
+    metrics_url,
+    publish_raw,
+    start_detector,
+    wait_for,
+    wire,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
 DAY_MS = 86_400_000
-
-
-def _metric(url: str, name: str) -> float:
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
@@ -62,27 +63,23 @@ def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
         rng.shuffle(first)  # and out of order
         publish_raw(kafka_bootstrap, topics.labels, first)
         publish_raw(kafka_bootstrap, topics.labels, labels)  # the whole feed replayed
-        url = re.search(r"metrics=(\S+)", log.read_text())
-        assert url is not None
+        m = metrics_url(log)
         learned = 'fraudstream_model_learning{outcome="learned"}'
         for i, record in enumerate(tail):  # later transactions move the labels' watermark
             publish_raw(kafka_bootstrap, topics.transactions, [wire(record)])
-            if _metric(url.group(1), learned) >= len(scored) or i > 400:
+            if metric(m, learned) >= len(scored) or i > 400:
                 break
             time.sleep(0.05)
-        wait_for(lambda: _metric(url.group(1), learned) >= len(scored), 30, "labels learned")
+        wait_for(lambda: metric(m, learned) >= len(scored), 30, "labels learned")
         time.sleep(6)  # one more export period: a second learning would show
-        m = url.group(1)
         published = len(first) + len(labels)
-        assert _metric(m, learned) == len(scored)
-        assert _metric(m, 'fraudstream_model_learning{outcome="duplicates"}') == published - len(
+        assert metric(m, learned) == len(scored)
+        assert metric(m, 'fraudstream_model_learning{outcome="duplicates"}') == published - len(
             scored
         )
-        assert _metric(m, 'fraudstream_labels_total{outcome="applied"}') == len(scored)
-        assert _metric(m, 'fraudstream_labels_total{outcome="duplicate"}') == published - len(
-            scored
-        )
-        assert _metric(m, "fraudstream_model_version") == len(scored)  # updates: one each
+        assert metric(m, 'fraudstream_labels_total{outcome="applied"}') == len(scored)
+        assert metric(m, 'fraudstream_labels_total{outcome="duplicate"}') == published - len(scored)
+        assert metric(m, "fraudstream_model_version") == len(scored)  # updates: one each
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 0
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 import pytest
@@ -152,10 +152,15 @@ class EventTimeRecorder:
             for tx in batch
         ]  # fmt: skip
 
-    def learn(self, labels: Sequence[Label]) -> dict[str, int]:
+    def learn(
+        self, labels: Sequence[Label], positions: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[str, int]:
         newest = max(self.tx_ms, default=0)
         self.labels_at.extend((lb.label_time_ms or 0, newest) for lb in labels)
         return {"applied": len(labels)}
+
+    def resume_offset(self, topic: str, partition: int) -> int | None:
+        return None
 
 
 @pytest.mark.parametrize("max_skew_ms", [0, None], ids=["aligned", "unaligned"])

@@ -69,6 +69,46 @@ def test_rollback_swaps_in_the_previous_checkpoint(tmp_path: Path) -> None:
     assert scorer.model.checkpoint == 2
 
 
+def test_a_checkpoint_keeps_the_queued_labels_and_the_label_positions(tmp_path: Path) -> None:
+    """A process restored from a checkpoint queues what was queued at the checkpoint and reads
+    the labels on from the positions it had: nothing read before it is lost or learned twice."""
+    rng = random.Random(3)
+    scorer = make_scorer(tmp_path)
+    for i in range(100):
+        scorer.score(str(i), "c1", vector(rng, i % 4 == 0), i * 60_000)
+    due_now = [Label(str(i), i % 4 == 0, label_time_ms=50 * 60_000) for i in range(40)]
+    due_later = [Label(str(i), i % 4 == 0, label_time_ms=10**9) for i in range(40, 100)]
+    scorer.add_labels(due_now, {("labels", 0): 40})
+    scorer.add_labels(due_later, {("labels", 0): 100, ("labels", 1): 7})
+    scorer.advance(99 * 60_000)  # the first 40 are learned, 60 still wait for their time
+    learned = scorer.model.updates
+    assert learned == 40
+    assert len(scorer.learner.pending) == 60
+    scorer.checkpoint(1)
+    assert scorer.model.label_progress is None  # in the checkpoint file only
+
+    restored = make_scorer(tmp_path)
+    assert restored.checkpoints is not None
+    model = restored.checkpoints.load()
+    restored.swap(model)
+    assert model.label_progress is None  # a mid-run reload does not move the labels consumer
+    model = restored.checkpoints.load()
+    restored.pair.champion = model
+    restored.restore_labels(model)
+    assert restored.model.updates == learned
+    assert [lb.transaction_id for _, lb in restored.learner.pending.held()] == [
+        str(i) for i in range(40, 100)
+    ]
+    assert restored.resume_positions == {("labels", 0): 100, ("labels", 1): 7}
+    # The restarted process lost its in-memory vectors: they come back from the store (here
+    # another memory store standing in for the feature store) and the queued labels are learned.
+    for i in range(100):
+        restored.learner.snapshots.put(str(i), vector(rng, i % 4 == 0), i * 60_000, DAY_MS)
+    restored.advance(10**9)
+    assert restored.model.updates == 100
+    assert restored.learner.stats.duplicates == 0
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_selectable_model_learns_and_scores(name: str) -> None:
     model = FraudModel(name, negative_rate=0.5)
