@@ -124,7 +124,8 @@ class Scorer:
     def restore_labels(self, model: FraudModel) -> None:
         """Take a restored checkpoint's label progress: its queued labels are queued again and
         the labels consumer is to read on from its positions."""
-        progress, model.label_progress = model.label_progress, None
+        # getattr: a checkpoint or version pickled before this field existed has none
+        progress, model.label_progress = getattr(model, "label_progress", None), None
         if progress is None:
             return
         self.learner.restore(progress)

@@ -109,6 +109,18 @@ def test_a_checkpoint_keeps_the_queued_labels_and_the_label_positions(tmp_path: 
     assert restored.learner.stats.duplicates == 0
 
 
+def test_a_checkpoint_from_before_label_progress_still_restores(tmp_path: Path) -> None:
+    scorer = make_scorer(tmp_path)
+    del scorer.model.label_progress  # as unpickled from a checkpoint written before the field
+    assert scorer.checkpoints is not None
+    scorer.checkpoints.save(scorer.model, 1)
+    model = scorer.checkpoints.load()
+    assert not hasattr(model, "label_progress")
+    scorer.restore_labels(model)
+    assert scorer.resume_positions == {}
+    assert len(scorer.learner.pending) == 0
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_selectable_model_learns_and_scores(name: str) -> None:
     model = FraudModel(name, negative_rate=0.5)
