@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baselines import STEADY_END
-from bench.drain import CpuMeter, ScoreReader, cpu_percent, steady_window, stop_process
+from bench.drain import CpuMeter, ScoreReader, cpu_percent, drain, steady_window, stop_process
 from bench.procs import (
     PARTITIONS,
     QUICK_DATA,
@@ -88,13 +88,7 @@ def run_scale(
             publisher = Publisher(KafkaSettings(bootstrap=bootstrap), extra={"linger.ms": "20"})
             publish_stream(records, publisher, topics, rate=None, label_delay_ms=None)
             meter = CpuMeter(endpoints, **{f"scorer{i}": p.pid for i, p in enumerate(procs)})
-            samples = [(0, meter.read())]
-            deadline = time.monotonic() + max_s
-            while len(reader.ids) < n and time.monotonic() < deadline:
-                reader.read(0.05)
-                if time.monotonic() - samples[-1][1][0] >= SAMPLE_S:
-                    samples.append((len(reader.ids), meter.read()))
-            samples.append((len(reader.ids), meter.read()))
+            samples = drain(reader, meter, n, max_s, SAMPLE_S)
             meter.close()
         finally:
             for proc in procs:

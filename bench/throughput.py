@@ -37,7 +37,6 @@ import itertools
 import json
 import os
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ from typing import Any
 import orjson
 
 from bench.baselines import STEADY_END, run_in_process, run_naive
-from bench.drain import Cpu, CpuMeter, ScoreReader, cpu_percent, steady_window, stop_process
+from bench.drain import Cpu, CpuMeter, ScoreReader, cpu_percent, drain, steady_window, stop_process
 from bench.lag import run_bounded_lag
 from bench.procs import (
     PARTITIONS,
@@ -107,13 +106,7 @@ def run_capacity(
         try:
             wait_ready(port, detector)
             meter = CpuMeter(endpoints, detector=detector.pid)
-            samples: list[tuple[int, tuple[float, Cpu]]] = [(0, meter.read())]
-            deadline = time.monotonic() + max_s
-            while len(reader.ids) < n and time.monotonic() < deadline:
-                reader.read(0.05)
-                if time.monotonic() - samples[-1][1][0] >= SAMPLE_S:
-                    samples.append((len(reader.ids), meter.read()))
-            samples.append((len(reader.ids), meter.read()))
+            samples = drain(reader, meter, n, max_s, SAMPLE_S)
         finally:
             if meter is not None:
                 meter.close()
