@@ -41,6 +41,7 @@ import psutil
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.drain import stop_process
 from bench.procs import (
     PARTITIONS,
     QUICK_DATA,
@@ -194,11 +195,7 @@ def run_rate(
         cpu1["redis"] = redis_cpu(rclient)
     finally:
         consumer.close()
-        detector.terminate()
-        try:
-            detector.wait(30)
-        except subprocess.TimeoutExpired:
-            detector.kill()
+        stop_process(detector)
         generator.join(30)
         if generator.is_alive():
             generator.kill()
