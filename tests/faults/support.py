@@ -30,6 +30,7 @@ __all__ = [
     "Outputs",
     "aggregate_mismatches",
     "finish",
+    "label_records",
     "metric",
     "metrics_url",
     "publish_raw",
@@ -195,8 +196,9 @@ def aggregate_mismatches(
     return out
 
 
-def metrics_url(log: Path) -> str:
-    """The metrics URL a detector logged at start (``metrics=<url>``)."""
+def metrics_url(log: Path, timeout_s: float = 60.0) -> str:
+    """The metrics URL a detector logs at start (``metrics=<url>``), waiting for it."""
+    wait_for(lambda: log.exists() and "metrics=" in log.read_text(), timeout_s, f"{log}'s URL")
     match = re.search(r"metrics=(\S+)", log.read_text())
     assert match is not None, f"no metrics URL in {log}"
     return match.group(1)
@@ -207,3 +209,15 @@ def metric(url: str, name: str) -> float:
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+def label_records(
+    records: Sequence[Mapping[str, object]], delay_ms: int
+) -> list[tuple[bytes, bytes]]:
+    """Each record's verdict as published on the labels topic, ``delay_ms`` after it."""
+    return [
+        (orjson.dumps({"transaction_id": r["transaction_id"], "is_fraud": r["is_fraud"],
+                       "label_time": r["timestamp"] + delay_ms}),  # type: ignore[operator]
+         str(r["card_id"]).encode())
+        for r in records
+    ]  # fmt: skip

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import pytest
 
 from bench.procs import detector_env
@@ -18,6 +17,7 @@ from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from tests.faults.support import (
     Outputs,
     finish,
+    label_records,
     metric,
     metrics_url,
     publish_raw,
@@ -31,15 +31,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 DAY_MS = 86_400_000
 VERSION = "fraudstream_model_version"  # the model's updates: one per label learned here
 LEARNED = 'fraudstream_model_learning{outcome="learned"}'
-
-
-def _labels(records: Sequence[Mapping[str, object]]) -> list[tuple[bytes, bytes]]:
-    return [
-        (orjson.dumps({"transaction_id": r["transaction_id"], "is_fraud": r["is_fraud"],
-                       "label_time": r["timestamp"] + DAY_MS}),  # type: ignore[operator]
-         str(r["card_id"]).encode())
-        for r in records
-    ]  # fmt: skip
 
 
 def _learn_until(bootstrap: str, topics: TopicSettings, url: str, tail: list[object],
@@ -75,7 +66,7 @@ def test_a_killed_detector_relearns_the_labels_since_its_checkpoint_once(
         first = start_detector(env, tmp_path / "first.log")
         publish_raw(kafka_bootstrap, topics.transactions, map(wire, scored))
         wait_for(lambda: outputs.counts()[0] == len(scored), 120, "the Scores")
-        publish_raw(kafka_bootstrap, topics.labels, _labels(scored[:1000]))
+        publish_raw(kafka_bootstrap, topics.labels, label_records(scored[:1000], DAY_MS))
         _learn_until(kafka_bootstrap, topics, metrics_url(tmp_path / "first.log"), tail, 1000)
         first.send_signal(signal.SIGTERM)
         assert first.wait(60) == 0
@@ -84,8 +75,8 @@ def test_a_killed_detector_relearns_the_labels_since_its_checkpoint_once(
         # process never scored them), their offsets are committed, and it is killed before any
         # checkpoint has them.
         second = start_detector(env, tmp_path / "second.log")
-        url = metrics_url_when_up(tmp_path / "second.log")
-        publish_raw(kafka_bootstrap, topics.labels, _labels(scored[1000:]))
+        url = metrics_url(tmp_path / "second.log")
+        publish_raw(kafka_bootstrap, topics.labels, label_records(scored[1000:], DAY_MS))
         _learn_until(kafka_bootstrap, topics, url, tail, 2000)
         assert metric(url, LEARNED) == 1000
         time.sleep(3)  # the labels' offsets are committed every second
@@ -95,7 +86,7 @@ def test_a_killed_detector_relearns_the_labels_since_its_checkpoint_once(
         # 3. Restored from the same checkpoint, it reads the labels on from where that
         # checkpoint was, not from the committed offsets: the 1,000 are learned again, once.
         third = start_detector(env, tmp_path / "third.log")
-        url = metrics_url_when_up(tmp_path / "third.log")
+        url = metrics_url(tmp_path / "third.log")
         _learn_until(kafka_bootstrap, topics, url, tail, 2000)
         time.sleep(6)  # one more metrics export: a second learning would show
         assert metric(url, VERSION) == 2000
@@ -105,9 +96,3 @@ def test_a_killed_detector_relearns_the_labels_since_its_checkpoint_once(
         assert third.wait(60) == 0
     finally:
         finish(outputs, first, second, third)
-
-
-def metrics_url_when_up(log: Path) -> str:
-    """The metrics URL of a detector just started (it logs it once its endpoint is up)."""
-    wait_for(lambda: log.exists() and "metrics=" in log.read_text(), 60, f"metrics in {log}")
-    return metrics_url(log)

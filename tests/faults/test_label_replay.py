@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import pytest
 
 from bench.procs import detector_env
@@ -18,6 +17,7 @@ from fraudstream.simulator import SimulatorConfig, iter_records, simulate
 from tests.faults.support import (
     Outputs,
     finish,
+    label_records,
     metric,
     metrics_url,
     publish_raw,
@@ -53,12 +53,7 @@ def test_replayed_duplicated_shuffled_labels_are_learned_once_each(
         publish_raw(kafka_bootstrap, topics.transactions, map(wire, scored))
         wait_for(lambda: outputs.counts()[0] == len(scored), 120, "the first Scores")
         rng = random.Random(5)
-        labels = [
-            (orjson.dumps({"transaction_id": r["transaction_id"], "is_fraud": r["is_fraud"],
-                           "label_time": r["timestamp"] + DAY_MS}),  # type: ignore[operator]
-             str(r["card_id"]).encode())
-            for r in scored
-        ]  # fmt: skip
+        labels = label_records(scored, DAY_MS)
         first = labels + rng.sample(labels, 600)  # 600 duplicated
         rng.shuffle(first)  # and out of order
         publish_raw(kafka_bootstrap, topics.labels, first)
