@@ -55,21 +55,57 @@ local function cum(s, o, w, i)
   return (unpack('<d', s, o + w * i - w + 9))
 end
 
--- number of records with time <= e among records 1..hi, galloping back from hi: chained from
--- the previous window's answer, the short windows of an in-order event read a few records
-local function back(s, o, w, e, hi)
-  if hi == 0 or unpack('<d', s, o + w * hi - w + 1) <= e then return hi end
-  local top, step, j = hi - 1, 1, hi - 1
-  while j > 0 and unpack('<d', s, o + w * j - w + 1) > e do
-    top, step = j - 1, step + step
-    j = hi - step
+-- The number of records with time <= e among records 1..hi, and the cum of the last of them (0
+-- for none). Each probe reads (t, cum) in one unpack. The first probe is hi (chained from the
+-- previous window's answer, the short windows of an in-order event end there); then, with gap
+-- (the log's mean ms between records, nil if unknown), a guess from the time distance, as the
+-- records are spread roughly evenly; from there the search gallops (doubling steps) towards the
+-- answer and bisects. The guess only saves probes: the answer is exact either way.
+local function back(s, o, w, e, hi, gap)
+  if hi == 0 then return 0, 0 end
+  local t, c = unpack('<dd', s, o + w * hi - w + 1)
+  if t <= e then return hi, c end
+  local lo, lc, up = 0, 0, hi -- record lo has time <= e (0: none), record up has time > e
+  local g = hi - 1
+  if gap then
+    g = hi - 1 - floor((t - e) / gap)
+    if g < 1 then g = 1 end
   end
-  local lo = j > 0 and j or 0
-  while lo < top do
-    local mid = floor((lo + top + 1) / 2)
-    if unpack('<d', s, o + w * mid - w + 1) <= e then lo = mid else top = mid - 1 end
+  if g >= 1 then
+    local step, j = 1, g
+    t, c = unpack('<dd', s, o + w * g - w + 1)
+    if t <= e then
+      lo, lc, j = g, c, g + 1
+      while j < up do
+        t, c = unpack('<dd', s, o + w * j - w + 1)
+        if t > e then up = j break end
+        lo, lc, step = j, c, step + step
+        j = g + step
+      end
+    else
+      up, j = g, g - 1
+      while j > 0 do
+        t, c = unpack('<dd', s, o + w * j - w + 1)
+        if t <= e then lo, lc = j, c break end
+        up, step = j, step + step
+        j = g - step
+      end
+    end
   end
-  return lo
+  while up - lo > 1 do
+    local mid = floor((lo + up) / 2)
+    t, c = unpack('<dd', s, o + w * mid - w + 1)
+    if t <= e then lo, lc = mid, c else up = mid end
+  end
+  return lo, lc
+end
+
+-- a log's mean ms between records, given the newest time tn (nil with fewer than two, or all
+-- at one time)
+local function spacing(s, o, w, n, tn)
+  if n < 2 then return nil end
+  local gap = (tn - tim(s, o, w, 1)) / (n - 1)
+  return gap > 0 and gap or nil
 end
 
 -- number of records with time <= e among records lo..hi (plain binary search)
@@ -210,13 +246,15 @@ local function card_view(base, a)
   local t, amount, cnp, lat, lon, tf = unpack('<dddddd', a, 2)
   local s, nf, o, n, fresh = base_state(base, CW)
   local kR = base .. ':R'
-  local late = n > 0 and t < tim(s, o, CW, n) - L
-  local it = back(s, o, CW, t, n)
-  local i10m = back(s, o, CW, t - 10 * MIN, it)
-  local i1h = back(s, o, CW, t - HOUR, i10m)
-  local i1d = back(s, o, CW, t - DAY, i1h)
-  local i7d = back(s, o, CW, t - 7 * DAY, i1d)
-  local i30d = back(s, o, CW, t - 30 * DAY, i7d)
+  local tn = n > 0 and tim(s, o, CW, n) or 0
+  local late = n > 0 and t < tn - L
+  local gap = spacing(s, o, CW, n, tn)
+  local it, nt = back(s, o, CW, t, n, gap)
+  local i10m, c10m = back(s, o, CW, t - 10 * MIN, it, gap)
+  local i1h, c1h = back(s, o, CW, t - HOUR, i10m, gap)
+  local i1d, c1d = back(s, o, CW, t - DAY, i1h, gap)
+  local i7d, c7d = back(s, o, CW, t - 7 * DAY, i1d, gap)
+  local i30d, c30d = back(s, o, CW, t - 30 * DAY, i7d, gap)
   -- the delayed window (t-D-30d, t-D]: start each search from the nearest answer above it
   local hd = it
   if D >= 30 * DAY then hd = i30d
@@ -224,10 +262,10 @@ local function card_view(base, a)
   elseif D >= DAY then hd = i1d
   elseif D >= HOUR then hd = i1h
   elseif D >= 10 * MIN then hd = i10m end
-  local idh = back(s, o, CW, t - D, hd)
-  local idl = back(s, o, CW, t - D - 30 * DAY, math.min(idh, i30d))
-  local fdh = back(s, HB, FW, t - D, nf)
-  local fdl = back(s, HB, FW, t - D - 30 * DAY, fdh)
+  local idh, cdh = back(s, o, CW, t - D, hd, gap)
+  local _, cdl = back(s, o, CW, t - D - 30 * DAY, math.min(idh, i30d), gap)
+  local fdh, gdh = back(s, HB, FW, t - D, nf)
+  local _, gdl = back(s, HB, FW, t - D - 30 * DAY, fdh)
   -- one GETRANGE for the R records i1d..it (the 1-day edge, the 1-day window, the newest
   -- earlier record); the 7- and 30-day edge records are one GETRANGE each
   local a1 = i1d > 0 and i1d or 1
@@ -268,12 +306,11 @@ local function card_view(base, a)
       at = at + 1
     end
   end
-  local nt = cum(s, o, CW, it)
+  local prev_t = it == 0 and -1 or it == n and tn or tim(s, o, CW, it)
   local mark = pack(MARK_C, late and 1 or 0, t, amount, lat, lon, tf, tA - dA, tA - wA, tA - mA,
-    tA2 - mA2, it > 0 and tim(s, o, CW, it) or -1, pLat, pLon, tX - mX, tY - mY, tZ - mZ, cnp,
-    nt - cum(s, o, CW, i10m), nt - cum(s, o, CW, i1h), nt - cum(s, o, CW, i1d),
-    nt - cum(s, o, CW, i7d), nt - cum(s, o, CW, i30d), tC - wC, distinct, seen30, tLn - mLn,
-    cum(s, o, CW, idh) - cum(s, o, CW, idl), cum(s, HB, FW, fdh) - cum(s, HB, FW, fdl))
+    tA2 - mA2, prev_t, pLat, pLon, tX - mX, tY - mY, tZ - mZ, cnp,
+    nt - c10m, nt - c1h, nt - c1d, nt - c7d, nt - c30d, tC - wC, distinct, seen30, tLn - mLn,
+    cdh - cdl, gdh - gdl)
   -- an array (exact-size allocation), unpacked by card_commit in this order
   local v = { base, s, o, n, fresh, kR, it, t, amount, cnp, lat, lon, a:sub(42, 49),
     tA, tA2, tC, tLn, tX, tY, tZ }
@@ -301,20 +338,19 @@ end
 -- The terminal's view of an event at t: marker (MARK_T), late, and its insert. Reads only.
 local function term_view(base, t)
   local s, nf, o, n, fresh = base_state(base, TW)
-  local late = n > 0 and t < tim(s, o, TW, n) - L
-  local hi = t - D
-  local i0 = back(s, o, TW, hi, n)
-  local i1 = back(s, o, TW, hi - DAY, i0)
-  local i7 = back(s, o, TW, hi - 7 * DAY, i1)
-  local i30 = back(s, o, TW, hi - 30 * DAY, i7)
-  local f0 = back(s, HB, FW, hi, nf)
-  local f1 = back(s, HB, FW, hi - DAY, f0)
-  local f7 = back(s, HB, FW, hi - 7 * DAY, f1)
-  local f30 = back(s, HB, FW, hi - 30 * DAY, f7)
-  local c0, g0 = cum(s, o, TW, i0), cum(s, HB, FW, f0)
-  local mark = pack(MARK_T, late and 1 or 0, t, c0 - cum(s, o, TW, i1), c0 - cum(s, o, TW, i7),
-    c0 - cum(s, o, TW, i30), g0 - cum(s, HB, FW, f1), g0 - cum(s, HB, FW, f7),
-    g0 - cum(s, HB, FW, f30))
+  local tn = n > 0 and tim(s, o, TW, n) or 0
+  local late = n > 0 and t < tn - L
+  local hi, gap = t - D, spacing(s, o, TW, n, tn)
+  local i0, c0 = back(s, o, TW, hi, n, gap)
+  local i1, c1 = back(s, o, TW, hi - DAY, i0, gap)
+  local i7, c7 = back(s, o, TW, hi - 7 * DAY, i1, gap)
+  local _, c30 = back(s, o, TW, hi - 30 * DAY, i7, gap)
+  local f0, g0 = back(s, HB, FW, hi, nf)
+  local f1, g1 = back(s, HB, FW, hi - DAY, f0)
+  local f7, g7 = back(s, HB, FW, hi - 7 * DAY, f1)
+  local _, g30 = back(s, HB, FW, hi - 30 * DAY, f7)
+  local mark = pack(MARK_T, late and 1 or 0, t, c0 - c1, c0 - c7, c0 - c30, g0 - g1, g0 - g7,
+    g0 - g30)
   return mark, late, { base, s, o, n, fresh, t }
 end
 
