@@ -10,6 +10,10 @@ its range. Prints a Markdown table and writes
 ``--out``). Besides wall time it reports CPU microseconds per
 transaction of Redis (``INFO cpu``, meaningful when the server is used by this run only) and of
 this client: on a shared, loaded machine those move far less than throughput does.
+
+``--floor`` times, after the same pre-load, ``bench/floor.lua`` instead of the engine: the same
+protocol and the same keys, but only the five Redis calls any engine on this data model makes
+per transaction and no feature computed. Its numbers are what this machine allows at best.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from fraudstream.events import Label, Transaction
 from fraudstream.features import FeatureConfig, RedisFeatureStore
 
 BATCH_SIZES = (1, 10, 20, 50, 100, 500)
+FLOOR_SCRIPT = Path(__file__).with_name("floor.lua")
 T0 = 1_700_000_000_000
 DAY_MS = 86_400_000
 
@@ -49,8 +54,16 @@ def _stream(n_cards: int, n_terms: int, per_day: int, seed: int) -> Iterator[Tra
         i += 1
 
 
-def run(url: str, warm_days: int, per_size: int, repeats: int = 3,
-        own: bool = True) -> list[dict[str, float]]:  # fmt: skip
+class _FloorStore(RedisFeatureStore):
+    """The engine's client with ``floor.lua`` as its script (same protocol, no features)."""
+
+    def __init__(self, client: redis.Redis, config: FeatureConfig) -> None:
+        super().__init__(client, config)
+        self._source = FLOOR_SCRIPT.read_text()
+
+
+def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = True,
+        floor: bool = False) -> list[dict[str, float]]:  # fmt: skip
     """Pre-load history, then time each batch size; returns one result row per size.
 
     Each size is timed on about ``per_size`` transactions (at least 40 batches), and the sweep
@@ -60,6 +73,7 @@ def run(url: str, warm_days: int, per_size: int, repeats: int = 3,
 
     ``own``: the server was started for this run, so it may be emptied first; on a server that
     was handed in, keys get a unique prefix instead and nothing else is touched.
+    ``floor``: time ``floor.lua`` after the engine's pre-load (the state it reads and writes).
     """
     client = redis.Redis.from_url(url)
     prefix = "bench"
@@ -73,6 +87,8 @@ def run(url: str, warm_days: int, per_size: int, repeats: int = 3,
     for i in range(0, len(warm), 500):
         store.features_for(warm[i : i + 500])
         store.apply_labels([Label(tx.transaction_id, tx.amount > 190) for tx in warm[i : i + 500]])
+    if floor:
+        store = _FloorStore(client, store.config)
     runs: dict[int, list[tuple[float, list[float], float, float]]] = {s: [] for s in BATCH_SIZES}
     for _ in range(repeats):
         for size in BATCH_SIZES:
@@ -160,6 +176,9 @@ def main(argv: list[str]) -> int:
         "--per-size", type=int, default=20000, help="transactions timed per batch size and repeat"
     )
     parser.add_argument("--repeats", type=int, default=3, help="sweeps over the batch sizes")
+    parser.add_argument(
+        "--floor", action="store_true", help="time bench/floor.lua (no features) instead"
+    )
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
@@ -177,13 +196,15 @@ def main(argv: list[str]) -> int:
             args.per_size,
             args.repeats,
             own=endpoint.origin != "env",
+            floor=args.floor,
         )
         version = endpoint.version
     table = _markdown(rows)
     print(table)
     out = results_dir(args.out)
+    name = "features-floor" if args.floor else "features"
     doc = {
-        "scenario": "features",
+        "scenario": name,
         "config": {
             "warm_days": args.warm_days,
             "per_size": args.per_size,
@@ -193,8 +214,8 @@ def main(argv: list[str]) -> int:
         "environment": environment(redis=version),
         "rows": rows,
     }
-    (out / "features.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    (out / "features.md").write_text(table)
-    _plot(rows, out / "features.png")
+    (out / f"{name}.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    (out / f"{name}.md").write_text(table)
+    _plot(rows, out / f"{name}.png")
     print(f"results in {out}")
     return 0
