@@ -93,12 +93,14 @@ class LabelProgress:
     Every label read before ``positions`` (the next offset of each labels partition) is either
     in the model or in ``pending``, still held by the watermark. A process restored from the
     checkpoint holds ``pending`` again and reads the labels on from ``positions``: nothing read
-    after the checkpoint is lost, and nothing in it is learned twice.
+    after the checkpoint is lost, and nothing in it is learned twice. With implicit negatives,
+    ``unlabelled`` are the scored transactions still waiting for theirs (none learned yet).
     """
 
     positions: tuple[tuple[str, int, int], ...]  # (topic, partition, next offset)
     pending: tuple[tuple[int, Label], ...]  # (watermark it waits for, label)
     watermark_ms: int
+    unlabelled: tuple[tuple[int, str], ...] = ()  # (event time, tx id), oldest first
 
 
 @dataclass(slots=True)
@@ -187,17 +189,24 @@ class DelayedLearner:
 
     def progress(self, positions: Mapping[tuple[str, int], int]) -> LabelProgress:
         """The labels still held and ``positions`` (read so far), for a checkpoint."""
+        learned = self._learned
         return LabelProgress(
             tuple((t, p, o) for (t, p), o in sorted(positions.items())),
             self.pending.held(),
             self.pending.watermark_ms,
+            tuple(entry for entry in self._unlabelled if entry[1] not in learned),
         )
 
     def restore(self, progress: LabelProgress) -> None:
-        """Hold a checkpoint's pending labels again (at the watermark they waited for)."""
+        """Hold a checkpoint's pending labels again (at the watermark they waited for), and its
+        transactions still waiting for an implicit negative."""
         self.pending.watermark_ms = max(self.pending.watermark_ms, progress.watermark_ms)
         for when, label in progress.pending:
             self.pending.add_at(when, label)
+        # getattr: a checkpoint pickled before the field existed has none
+        waiting = getattr(progress, "unlabelled", ())
+        if waiting and self.implicit_negative_after_ms is not None:
+            self._unlabelled = deque(sorted([*waiting, *self._unlabelled]))
 
     def advance(self, event_time_ms: int, model: Learner) -> list[Feedback]:
         """Move the watermark and teach ``model`` every label (and implicit negative) now due."""

@@ -131,8 +131,9 @@ class Scorer:
         self.learner.restore(progress)
         self.resume_positions = {(t, p): o for t, p, o in progress.positions}
         self.label_positions.update(self.resume_positions)
-        logger.info("label progress restored pending=%d positions=%s",
-                    len(progress.pending), sorted(self.resume_positions.items()))  # fmt: skip
+        logger.info("label progress restored pending=%d unlabelled=%d positions=%s",
+                    len(progress.pending), len(getattr(progress, "unlabelled", ())),
+                    sorted(self.resume_positions.items()))  # fmt: skip
 
     def advance(self, event_time_ms: int) -> None:
         """Learn every label due at ``event_time_ms``; update metrics; maybe promote."""

@@ -11,7 +11,7 @@ from fraudstream.errors import ModelError
 from fraudstream.events import Label
 from fraudstream.model.checkpoints import CheckpointSchedule, CheckpointStore
 from fraudstream.model.decisions import AlertBudget, CardsPerDay, FixedThreshold
-from fraudstream.model.labels import DelayedLearner
+from fraudstream.model.labels import DelayedLearner, LabelProgress
 from fraudstream.model.monitor import DriftEvent, OnlineMetrics
 from fraudstream.model.online import FraudModel
 from fraudstream.model.pipelines import MODEL_NAMES, build_pipeline
@@ -27,8 +27,14 @@ def vector(rng: random.Random, fraud: bool) -> dict[str, float]:
     return {"amount": amount, "tx_count_1d_by_card": float(rng.randint(1, 5))}
 
 
-def make_scorer(tmp_path: Path, name: str = "logistic") -> Scorer:
-    learner = DelayedLearner(MemorySnapshotStore(), snapshot_ttl_ms=8 * DAY_MS)
+def make_scorer(
+    tmp_path: Path, name: str = "logistic", implicit_after_ms: int | None = None
+) -> Scorer:
+    learner = DelayedLearner(
+        MemorySnapshotStore(),
+        snapshot_ttl_ms=8 * DAY_MS,
+        implicit_negative_after_ms=implicit_after_ms,
+    )
     return Scorer(
         FraudModel(name, negative_rate=1.0),
         learner,
@@ -119,6 +125,40 @@ def test_a_checkpoint_from_before_label_progress_still_restores(tmp_path: Path) 
     scorer.restore_labels(model)
     assert scorer.resume_positions == {}
     assert len(scorer.learner.pending) == 0
+
+
+def test_a_checkpoint_keeps_the_transactions_waiting_for_an_implicit_negative(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(4)
+    scorer = make_scorer(tmp_path, implicit_after_ms=DAY_MS)
+    for i in range(10):
+        scorer.score(str(i), "c1", vector(rng, False), i * 60_000)
+    scorer.add_labels([Label("3", True, label_time_ms=10 * 60_000)])
+    scorer.advance(20 * 60_000)  # "3" is learned as a fraud; the others wait a day
+    assert scorer.model.updates == 1
+    scorer.checkpoint(1)
+
+    restored = make_scorer(tmp_path, implicit_after_ms=DAY_MS)
+    assert restored.checkpoints is not None
+    model = restored.checkpoints.load()
+    restored.pair.champion = model
+    restored.restore_labels(model)
+    for i in range(10):  # after a restart the vectors come from the feature store
+        restored.learner.snapshots.put(str(i), vector(rng, False), i * 60_000, 8 * DAY_MS)
+    restored.advance(2 * DAY_MS)
+    assert restored.learner.stats.implicit_negatives == 9  # every waiting one; "3" is not
+    assert restored.learner.stats.corrections == 0
+    assert restored.model.updates == 10
+
+
+def test_label_progress_pickled_before_the_implicit_queue_existed_restores() -> None:
+    old = LabelProgress.__new__(LabelProgress)
+    old.__setstate__([(("labels", 0, 7),), (), 5])  # the three fields it had then
+    learner = DelayedLearner(MemorySnapshotStore(), DAY_MS, implicit_negative_after_ms=DAY_MS)
+    learner.restore(old)
+    assert learner.pending.watermark_ms == 5
+    assert learner.progress({}).unlabelled == ()
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
