@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from fraudstream.errors import KafkaClientError
 from fraudstream.stream.align import Plan, Source
 from fraudstream.stream.metrics import DetectorMetrics
 
-__all__ = ["ConsumerFlow", "owned"]
+__all__ = ["ConsumerFlow", "committed", "owned"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +73,15 @@ def owned(msgs: list[Message], assigned: Collection[Source]) -> list[Message]:
     if foreign:
         logger.info("records of revoked partitions dropped count=%d", foreign)
     return out
+
+
+def committed(consumer: Consumer, partitions: list[TopicPartition],
+              timeout_s: float = 10.0) -> dict[Source, int]:  # fmt: skip
+    """The group's committed offsets of ``partitions`` (those with one); ``{}`` if the broker
+    does not answer in time (logged): callers then treat nothing as already handled."""
+    try:
+        found = consumer.committed(partitions, timeout=timeout_s)
+    except KafkaException as exc:
+        logger.warning("committed offsets unknown error=%s", exc)
+        return {}
+    return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}

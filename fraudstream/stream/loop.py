@@ -42,7 +42,7 @@ from fraudstream.events import (
 from fraudstream.settings import KafkaSettings, LimitSettings, TopicSettings
 from fraudstream.stream.align import EventTimeMerge, Source
 from fraudstream.stream.config import client_config
-from fraudstream.stream.flow import ConsumerFlow, owned
+from fraudstream.stream.flow import ConsumerFlow, committed, owned
 from fraudstream.stream.metrics import DetectorMetrics, HealthState
 from fraudstream.stream.models import ModelFeed
 from fraudstream.stream.offsets import OffsetTracker
@@ -50,13 +50,7 @@ from fraudstream.stream.outputs import Outputs
 from fraudstream.stream.ports import BatchScorer, LabelLearner, LoopOptions, ModelSink
 from fraudstream.stream.summary import LatencyWindow
 
-__all__ = [
-    "BatchScorer",
-    "DetectorLoop",
-    "LabelLearner",
-    "LoopOptions",
-    "ModelSink",
-]
+__all__ = ["BatchScorer", "DetectorLoop", "LabelLearner", "LoopOptions", "ModelSink"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +104,7 @@ class DetectorLoop:
                                          options.queue_cap)  # fmt: skip
         self._assigned: set[Source] = set()  # both consumers' partitions, kept by the callbacks
         self._labels_joined = False  # the labels consumer has had an assignment
+        self._handled: dict[Source, int] = {}  # labels re-read after a restore: committed offsets
         self._by_topic = {topics.transactions: self._consumer}
         if self._labels is not None:
             self._by_topic[topics.labels] = self._labels
@@ -139,9 +134,13 @@ class DetectorLoop:
             if offset is not None:
                 p.offset, resumed = offset, True
         if resumed:
+            # Below the committed offsets every record was handled before the restart, its dead
+            # letter delivered: read again for the model, they are not dead-lettered twice.
+            self._handled = committed(consumer, partitions)
             consumer.assign(partitions)
-            logger.info("labels resumed from the checkpoint %s",
-                        [(p.partition, p.offset) for p in partitions])  # fmt: skip
+            logger.info("labels resumed from the checkpoint %s committed=%s",
+                        [(p.partition, p.offset) for p in partitions],
+                        sorted(self._handled.items()))  # fmt: skip
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Finish what was produced for these partitions so their offsets can be committed
@@ -216,7 +215,8 @@ class DetectorLoop:
             next_offsets[source] = (msg.offset() or 0) + 1
             result = decode_label(msg.value() or b"", self._limits)
             if isinstance(result, Rejection):
-                self._outputs.dead_letter(msg, result, batch, cb)
+                if next_offsets[source] > self._handled.get(source, 0):
+                    self._outputs.dead_letter(msg, result, batch, cb)
                 event_ms = None
             else:
                 labels.append(result)

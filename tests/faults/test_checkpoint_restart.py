@@ -1,6 +1,7 @@
 """The all-in-one detector with checkpoints, killed with labels learned since its checkpoint:
 restored, it reads the labels on from what the checkpoint has, so the model learns each label
-once in its history, none lost, none twice (real Kafka, Redis and processes)."""
+once in its history, none lost, none twice, and a bad label read again is not dead-lettered
+again (real Kafka, Redis and processes)."""
 
 from __future__ import annotations
 
@@ -76,9 +77,11 @@ def test_a_killed_detector_relearns_the_labels_since_its_checkpoint_once(
         # checkpoint has them.
         second = start_detector(env, tmp_path / "second.log")
         url = metrics_url(tmp_path / "second.log")
-        publish_raw(kafka_bootstrap, topics.labels, label_records(scored[1000:], DAY_MS))
+        bad = [(b"not a label %d" % i, b"k") for i in range(5)]
+        publish_raw(kafka_bootstrap, topics.labels, bad + label_records(scored[1000:], DAY_MS))
         _learn_until(kafka_bootstrap, topics, url, tail, 2000)
         assert metric(url, LEARNED) == 1000
+        wait_for(lambda: outputs.counts()[1] == len(bad), 30, "the bad labels' dead letters")
         time.sleep(3)  # the labels' offsets are committed every second
         second.kill()
         second.wait(30)
@@ -92,6 +95,7 @@ def test_a_killed_detector_relearns_the_labels_since_its_checkpoint_once(
         assert metric(url, VERSION) == 2000
         assert metric(url, LEARNED) == 1000
         assert metric(url, 'fraudstream_model_learning{outcome="unknown"}') == 0
+        assert sorted(outputs.dead.values()) == [1] * len(bad)  # read twice, dead-lettered once
         third.send_signal(signal.SIGTERM)
         assert third.wait(60) == 0
     finally:
