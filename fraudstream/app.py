@@ -365,10 +365,34 @@ class Runtime:
             "budget misses": f"{w.total_misses:,}",
             "fallback scores": f"{d.fallbacks:,}",
             "labels learned": f"{ls.learned:,} (unknown {ls.unknown:,})",
-            "online AUC / AP": f"{online.get('roc_auc', 0.0):.3f} / "
-            f"{online.get('average_precision', 0.0):.3f}",
+            "online AUC / AP": online_quality(online),
             "model": str(d.scorer.model.version),
         }
+
+
+def online_quality(summary: Mapping[str, float]) -> str:
+    """The live view's rolling AUC ROC / average precision, or why there is none yet.
+
+    Labels come a label delay (event time) after their transactions, so a fresh demo shows no
+    quality for its first week of simulated time, and AUC needs both verdicts.
+
+    >>> online_quality({"labels_seen": 0.0, "roc_auc": 0.0, "average_precision": 0.0})
+    'none yet: no label learned'
+    >>> online_quality({"labels_seen": 40.0, "frauds_seen": 0.0, "roc_auc": 0.0})
+    'none yet: 40 labels, no fraud among them'
+    >>> online_quality({"labels_seen": 41.0, "frauds_seen": 1.0, "roc_auc": 0.0})
+    '0.000 / 0.000 (41 labels, 1 fraud)'
+    >>> online_quality({"labels_seen": 900.0, "frauds_seen": 7.0, "roc_auc": 0.91,
+    ...                 "average_precision": 0.52})
+    '0.910 / 0.520 (900 labels, 7 frauds)'
+    """
+    seen, frauds = int(summary.get("labels_seen", 0)), int(summary.get("frauds_seen", 0))
+    if not seen:
+        return "none yet: no label learned"
+    if not frauds:
+        return f"none yet: {seen:,} labels, no fraud among them"
+    auc, ap = summary.get("roc_auc", 0.0), summary.get("average_precision", 0.0)
+    return f"{auc:.3f} / {ap:.3f} ({seen:,} labels, {frauds:,} fraud{'s' * (frauds != 1)})"
 
 
 def build(settings: Settings) -> Runtime:

@@ -54,8 +54,8 @@ class OnlineMetrics:
     >>> for i in range(200):
     ...     _ = m.update(i % 10 == 0, 0.9 if i % 10 == 0 else 0.1, 86_400_000, i)
     >>> s = m.summary()
-    >>> s["roc_auc"], s["precision"], s["recall"], s["labels_delay_le_1d"]
-    (1.0, 1.0, 1.0, 200.0)
+    >>> s["roc_auc"], s["precision"], s["recall"], s["labels_delay_le_1d"], s["frauds_seen"]
+    (1.0, 1.0, 1.0, 200.0, 20.0)
     """
 
     def __init__(self, threshold: float, window: int = 20_000, calibration_bins: int = 10) -> None:
@@ -68,10 +68,12 @@ class OnlineMetrics:
         self.delays = [0] * (len(DELAY_BUCKETS_MS) + 1)
         self.adwin = drift.ADWIN()  # type: ignore[no-untyped-call]
         self.seen = 0
+        self.frauds = 0
 
     def update(self, y: bool, score: float, delay_ms: int, event_time_ms: int) -> DriftEvent | None:
         """Add one labelled score; return a :class:`DriftEvent` when ADWIN detects a change."""
         self.seen += 1
+        self.frauds += y
         self.roc_auc.update(y, score)  # type: ignore[no-untyped-call]
         self.pr_auc.update(y, score)  # type: ignore[no-untyped-call]
         self._recent.append((y, score))
@@ -110,6 +112,7 @@ class OnlineMetrics:
             "recall": tp / (tp + fn) if tp + fn else 0.0,
             "brier": brier / n if n else 0.0,
             "labels_seen": float(self.seen),
+            "frauds_seen": float(self.frauds),
         }
         names = ["1h", "1d", "3d", "7d", "14d", "30d"]
         for name, count in zip(names, self.delays, strict=False):
