@@ -95,15 +95,12 @@ class LabelProgress:
     checkpoint holds ``pending`` again and reads the labels on from ``positions``: nothing read
     after the checkpoint is lost, and nothing in it is learned twice. With implicit negatives,
     ``unlabelled`` are the scored transactions still waiting for theirs (none learned yet).
-    ``learned`` are the verdicts learned and still remembered (until their snapshots expire),
-    so a label published again after the restore is a duplicate there too.
     """
 
     positions: tuple[tuple[str, int, int], ...]  # (topic, partition, next offset)
     pending: tuple[tuple[int, Label], ...]  # (watermark it waits for, label)
     watermark_ms: int
     unlabelled: tuple[tuple[int, str], ...] = ()  # (event time, tx id), oldest first
-    learned: tuple[tuple[int, str, bool], ...] = ()  # (forget at, tx id, verdict), oldest first
 
 
 @dataclass(slots=True)
@@ -198,24 +195,18 @@ class DelayedLearner:
             self.pending.held(),
             self.pending.watermark_ms,
             tuple(entry for entry in self._unlabelled if entry[1] not in learned),
-            tuple((at, tx_id, learned[tx_id]) for at, tx_id in self._forget if tx_id in learned),
         )
 
     def restore(self, progress: LabelProgress) -> None:
-        """Hold a checkpoint's pending labels again (at the watermark they waited for), its
-        transactions still waiting for an implicit negative, and remember its learned verdicts."""
+        """Hold a checkpoint's pending labels again (at the watermark they waited for), and its
+        transactions still waiting for an implicit negative."""
         self.pending.watermark_ms = max(self.pending.watermark_ms, progress.watermark_ms)
         for when, label in progress.pending:
             self.pending.add_at(when, label)
-        # getattr: a checkpoint pickled before these fields existed has neither
+        # getattr: a checkpoint pickled before the field existed has none
         waiting = getattr(progress, "unlabelled", ())
         if waiting and self.implicit_negative_after_ms is not None:
             self._unlabelled = deque(sorted([*waiting, *self._unlabelled]))
-        remembered = getattr(progress, "learned", ())
-        for _, tx_id, verdict in remembered:
-            self._learned.setdefault(tx_id, verdict)
-        if remembered:
-            self._forget = deque(sorted([*((at, i) for at, i, _ in remembered), *self._forget]))
 
     def advance(self, event_time_ms: int, model: Learner) -> list[Feedback]:
         """Move the watermark and teach ``model`` every label (and implicit negative) now due."""

@@ -152,41 +152,13 @@ def test_a_checkpoint_keeps_the_transactions_waiting_for_an_implicit_negative(
     assert restored.model.updates == 10
 
 
-def test_a_label_published_again_after_a_restore_is_a_duplicate(tmp_path: Path) -> None:
-    rng = random.Random(5)
-    scorer = make_scorer(tmp_path)
-    for i in range(5):
-        scorer.score(str(i), "c1", vector(rng, False), i * 60_000)
-    scorer.add_labels([Label(str(i), False, label_time_ms=10 * 60_000) for i in range(5)])
-    scorer.advance(20 * 60_000)
-    assert scorer.model.updates == 5
-    scorer.checkpoint(1)
-
-    restored = make_scorer(tmp_path)
-    assert restored.checkpoints is not None
-    model = restored.checkpoints.load()
-    restored.pair.champion = model
-    restored.restore_labels(model)
-    for i in range(5):
-        restored.learner.snapshots.put(str(i), vector(rng, False), i * 60_000, 8 * DAY_MS)
-    again = [
-        Label("2", False, label_time_ms=30 * 60_000),
-        Label("4", True, label_time_ms=30 * 60_000),
-    ]
-    restored.add_labels(again)
-    restored.advance(40 * 60_000)
-    assert restored.learner.stats.duplicates == 1  # "2" was learned before the checkpoint
-    assert restored.learner.stats.corrections == 1  # "4" turned out a fraud: learned, once
-    assert restored.model.updates == 6
-
-
-def test_label_progress_pickled_before_its_last_fields_existed_restores() -> None:
+def test_label_progress_pickled_before_the_implicit_queue_existed_restores() -> None:
     old = LabelProgress.__new__(LabelProgress)
     old.__setstate__([(("labels", 0, 7),), (), 5])  # the three fields it had then
     learner = DelayedLearner(MemorySnapshotStore(), DAY_MS, implicit_negative_after_ms=DAY_MS)
     learner.restore(old)
     assert learner.pending.watermark_ms == 5
-    assert learner.progress({}).unlabelled == learner.progress({}).learned == ()
+    assert learner.progress({}).unlabelled == ()
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
