@@ -44,6 +44,15 @@ def make_scorer(
     )
 
 
+def restart_from_checkpoint(scorer: Scorer) -> None:
+    """What a restarted process does: the newest checkpoint as champion, its label progress
+    taken (app.build_scorer)."""
+    assert scorer.checkpoints is not None
+    model = scorer.checkpoints.load()
+    scorer.pair.champion = model
+    scorer.restore_labels(model)
+
+
 def run_stream(scorer: Scorer, n: int = 3000, seed: int = 1) -> None:
     rng = random.Random(seed)
     for i in range(n):
@@ -98,9 +107,7 @@ def test_a_checkpoint_keeps_the_queued_labels_and_the_label_positions(tmp_path: 
     model = restored.checkpoints.load()
     restored.swap(model)
     assert model.label_progress is None  # a mid-run reload does not move the labels consumer
-    model = restored.checkpoints.load()
-    restored.pair.champion = model
-    restored.restore_labels(model)
+    restart_from_checkpoint(restored)
     assert restored.model.updates == learned
     assert [lb.transaction_id for _, lb in restored.learner.pending.held()] == [
         str(i) for i in range(40, 100)
@@ -140,10 +147,7 @@ def test_a_checkpoint_keeps_the_transactions_waiting_for_an_implicit_negative(
     scorer.checkpoint(1)
 
     restored = make_scorer(tmp_path, implicit_after_ms=DAY_MS)
-    assert restored.checkpoints is not None
-    model = restored.checkpoints.load()
-    restored.pair.champion = model
-    restored.restore_labels(model)
+    restart_from_checkpoint(restored)
     for i in range(10):  # after a restart the vectors come from the feature store
         restored.learner.snapshots.put(str(i), vector(rng, False), i * 60_000, 8 * DAY_MS)
     restored.advance(2 * DAY_MS)
@@ -154,7 +158,7 @@ def test_a_checkpoint_keeps_the_transactions_waiting_for_an_implicit_negative(
 
 def test_label_progress_pickled_before_the_implicit_queue_existed_restores() -> None:
     old = LabelProgress.__new__(LabelProgress)
-    old.__setstate__([(("labels", 0, 7),), (), 5])  # the three fields it had then
+    old.__setstate__([(("labels", 0, 7),), (), 5])  # type: ignore[attr-defined]  # 3 fields then
     learner = DelayedLearner(MemorySnapshotStore(), DAY_MS, implicit_negative_after_ms=DAY_MS)
     learner.restore(old)
     assert learner.pending.watermark_ms == 5
