@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -353,6 +353,32 @@ def _detect(args: argparse.Namespace) -> int:
     from fraudstream.stream.models import MODEL_TOPIC_CONFIG
 
     settings = _settings(args)
+    # Signals are handled from the first moment, not once the runtime is built: a SIGHUP sent
+    # while the checkpoint is being restored would otherwise kill the process (its default).
+    # Until the runtime exists, model operations wait in ``pending``; a stop is kept in ``stop``.
+    stop = threading.Event()
+    pending: list[str] = []
+    runtime: app.Runtime | None = None
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("stopping signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    def on_model_signal(operation: str) -> Callable[[int, object], None]:
+        def handler(_signum: int, _frame: object) -> None:
+            if runtime is None:
+                pending.append(operation)
+            else:
+                runtime.detector.request(operation)
+
+        return handler
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # Model operations without a restart, applied between batches: SIGHUP swaps in the newest
+    # checkpoint (a version trained elsewhere, dropped into the directory), SIGUSR1 rolls back.
+    signal.signal(signal.SIGHUP, on_model_signal("reload"))
+    signal.signal(signal.SIGUSR1, on_model_signal("rollback"))
     k = settings.kafka
     if settings.detector.create_topics:
         admin.create_topics(
@@ -375,28 +401,19 @@ def _detect(args: argparse.Namespace) -> int:
         admin.wait_until_ready(
             k.bootstrap or "", 30.0, dict(k.extra), sasl_password=k.sasl_password
         )
-    runtime = app.build(settings)
+    runtime = built = app.build(settings)
+    for operation in pending:
+        built.detector.request(operation)
+    pending.clear()
     d = settings.detector
-    server = MetricsServer(runtime.metrics, runtime.health, d.metrics_host, d.metrics_port).start()
+    server = MetricsServer(built.metrics, built.health, d.metrics_host, d.metrics_port).start()
     logger.info("started metrics=http://%s/metrics model=%s", server.address,
-                runtime.detector.scorer.model.version)  # fmt: skip
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logger.info("stopping signal=%s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    # Model operations without a restart, applied between batches: SIGHUP swaps in the newest
-    # checkpoint (a version trained elsewhere, dropped into the directory), SIGUSR1 rolls back.
-    signal.signal(signal.SIGHUP, lambda _s, _f: runtime.detector.request("reload"))
-    signal.signal(signal.SIGUSR1, lambda _s, _f: runtime.detector.request("rollback"))
+                built.detector.scorer.model.version)  # fmt: skip
     try:
-        runtime.run(stop)
+        built.run(stop)
     finally:
         server.stop()
-    return 3 if runtime.failed else 0
+    return 3 if built.failed else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -60,3 +60,54 @@ def test_a_bad_setting_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["detect", "--model-threshold", "high"])
     assert code == 2
     assert "FRAUDSTREAM_MODEL_THRESHOLD" in capsys.readouterr().err
+
+
+def test_model_signals_during_start_wait_for_the_runtime_instead_of_killing_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGHUP that arrives while the checkpoint is restored (inside ``app.build``) used to hit
+    the default action and kill the detector; now it is applied once the runtime exists."""
+    import os
+    import signal
+    import threading
+    from types import SimpleNamespace
+
+    from fraudstream import app
+    from fraudstream.stream import admin
+
+    requested: list[str] = []
+    ran: list[bool] = []
+
+    def build(_settings: object) -> SimpleNamespace:
+        os.kill(os.getpid(), signal.SIGHUP)  # as if sent while restoring
+        os.kill(os.getpid(), signal.SIGUSR1)
+        detector = SimpleNamespace(request=requested.append, scorer=SimpleNamespace(
+            model=SimpleNamespace(version="test")))  # fmt: skip
+
+        def run(stop: threading.Event) -> None:
+            ran.append(not stop.is_set())
+
+        return SimpleNamespace(detector=detector, metrics=None, health=None, run=run, failed=False)
+
+    class Server:
+        address = "127.0.0.1:0"
+
+        def __init__(self, *_args: object) -> None: ...
+        def start(self) -> Server:
+            return self
+
+        def stop(self) -> None: ...
+
+    monkeypatch.setattr(app, "build", build)
+    monkeypatch.setattr(admin, "wait_until_ready", lambda *_a, **_k: None)
+    monkeypatch.setattr("fraudstream.stream.metrics.MetricsServer", Server)
+    saved = {s: signal.getsignal(s) for s in
+             (signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    try:
+        code = main(["detect", "--kafka-bootstrap", "127.0.0.1:1", "--create-topics", "false"])
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert code == 0
+    assert requested == ["reload", "rollback"]
+    assert ran == [True]
