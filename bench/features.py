@@ -11,9 +11,11 @@ its range. Prints a Markdown table and writes
 transaction of Redis (``INFO cpu``, meaningful when the server is used by this run only) and of
 this client: on a shared, loaded machine those move far less than throughput does.
 
-``--floor`` times, after the same pre-load, ``bench/floor.lua`` instead of the engine: the same
-protocol and the same keys, but only the five Redis calls any engine on this data model makes
-per transaction and no feature computed. Its numbers are what this machine allows at best.
+``--busy-poll-us N`` has the timed store poll the socket for each reply for up to N µs before
+blocking (``FRAUDSTREAM_REDIS_BUSY_POLL_US``). ``--floor`` times, after the same pre-load,
+``bench/floor.lua`` instead of the engine: the same protocol and the same keys, but only the
+five Redis calls any engine on this data model makes per transaction and no feature computed.
+Its numbers are what this machine allows at best.
 """
 
 from __future__ import annotations
@@ -57,13 +59,13 @@ def _stream(n_cards: int, n_terms: int, per_day: int, seed: int) -> Iterator[Tra
 class _FloorStore(RedisFeatureStore):
     """The engine's client with ``floor.lua`` as its script (same protocol, no features)."""
 
-    def __init__(self, client: redis.Redis, config: FeatureConfig) -> None:
-        super().__init__(client, config)
+    def __init__(self, client: redis.Redis, config: FeatureConfig, busy_poll_us: int) -> None:
+        super().__init__(client, config, busy_poll_us=busy_poll_us)
         self._source = FLOOR_SCRIPT.read_text()
 
 
 def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = True,
-        floor: bool = False) -> list[dict[str, float]]:  # fmt: skip
+        floor: bool = False, busy_poll_us: int = 0) -> list[dict[str, float]]:  # fmt: skip
     """Pre-load history, then time each batch size; returns one result row per size.
 
     Each size is timed on about ``per_size`` transactions (at least 40 batches), and the sweep
@@ -74,6 +76,7 @@ def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = T
     ``own``: the server was started for this run, so it may be emptied first; on a server that
     was handed in, keys get a unique prefix instead and nothing else is touched.
     ``floor``: time ``floor.lua`` after the engine's pre-load (the state it reads and writes).
+    ``busy_poll_us``: the timed store polls for each reply this long before blocking.
     """
     client = redis.Redis.from_url(url)
     prefix = "bench"
@@ -88,7 +91,9 @@ def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = T
         store.features_for(warm[i : i + 500])
         store.apply_labels([Label(tx.transaction_id, tx.amount > 190) for tx in warm[i : i + 500]])
     if floor:
-        store = _FloorStore(client, store.config)
+        store = _FloorStore(client, store.config, busy_poll_us)
+    elif busy_poll_us:
+        store = RedisFeatureStore(client, store.config, busy_poll_us=busy_poll_us)
     runs: dict[int, list[tuple[float, list[float], float, float]]] = {s: [] for s in BATCH_SIZES}
     for _ in range(repeats):
         for size in BATCH_SIZES:
@@ -179,6 +184,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--floor", action="store_true", help="time bench/floor.lua (no features) instead"
     )
+    parser.add_argument(
+        "--busy-poll-us", type=int, default=0,
+        help="poll for each reply up to this long before blocking (FRAUDSTREAM_REDIS_BUSY_POLL_US)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
@@ -197,18 +206,22 @@ def main(argv: list[str]) -> int:
             args.repeats,
             own=endpoint.origin != "env",
             floor=args.floor,
+            busy_poll_us=args.busy_poll_us,
         )
         version = endpoint.version
     table = _markdown(rows)
     print(table)
     out = results_dir(args.out)
     name = "features-floor" if args.floor else "features"
+    if args.busy_poll_us:
+        name += "-poll"
     doc = {
         "scenario": name,
         "config": {
             "warm_days": args.warm_days,
             "per_size": args.per_size,
             "repeats": args.repeats,
+            "busy_poll_us": args.busy_poll_us,
             "quick": args.quick,
         },
         "environment": environment(redis=version),

@@ -406,7 +406,9 @@ def build(settings: Settings) -> Runtime:
     roles.check_roles(settings)
     # FeatureSettings holds exactly the engine's tunables; the prefix comes from RedisSettings.
     config = FeatureConfig(key_prefix=settings.redis.key_prefix, **dataclasses.asdict(fs))
-    store = RedisFeatureStore(redis_client(settings.redis), config)
+    store = RedisFeatureStore(
+        redis_client(settings.redis), config, busy_poll_us=settings.redis.busy_poll_us
+    )
     metrics, health = DetectorMetrics(), HealthState(model_loaded=True)
     published = None
     if role != "all" and not settings.model.checkpoint_dir:  # the newest version, if any

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 from collections.abc import Mapping, Sequence
 from importlib import resources
 
@@ -60,10 +61,15 @@ class RedisFeatureStore:
     Args:
         client: A ``redis.Redis`` (hiredis installed) or ``redis.cluster.RedisCluster``.
         config: Windows, lateness, caps and TTLs.
+        busy_poll_us: Single Redis: poll the socket for a script's reply for up to this long
+            before blocking on it (0: block at once). Saves the blocked thread's wake-up delay
+            and spends a core while waiting.
     """
 
-    def __init__(self, client: Client, config: FeatureConfig | None = None) -> None:
+    def __init__(self, client: Client, config: FeatureConfig | None = None, *,
+                 busy_poll_us: int = 0) -> None:  # fmt: skip
         self.client = client
+        self._poll_s = busy_poll_us / 1e6
         self.config = cfg = config or FeatureConfig()
         self.names = cat.feature_names(cfg)
         self.stats = FeatureStats()
@@ -139,10 +145,10 @@ class RedisFeatureStore:
                 conn.send_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
                 sent.append(chunk)
                 if len(sent) - done > 1:  # Redis runs this chunk: decode the previous one
-                    self._decode(sent[done], conn.read_response(disable_decoding=True), out)
+                    self._decode(sent[done], self._reply(conn), out)
                     done += 1
             while done < len(sent):
-                self._decode(sent[done], conn.read_response(disable_decoding=True), out)
+                self._decode(sent[done], self._reply(conn), out)
                 done += 1
         except (redis.exceptions.NoScriptError, redis.ConnectionError, redis.TimeoutError) as exc:
             # A restarted or flushed server, or a broken connection: the connection may hold
@@ -166,6 +172,16 @@ class RedisFeatureStore:
         finally:
             if conn is not None:
                 pool.release(conn)
+
+    def _reply(self, conn: redis.connection.AbstractConnection) -> bytes:
+        """The next script reply on ``conn``; with busy polling, spin until it is readable (or
+        the poll time is up), then read it."""
+        if self._poll_s:
+            until = time.perf_counter() + self._poll_s
+            while not conn.can_read(0) and time.perf_counter() < until:
+                pass
+        reply: bytes = conn.read_response(disable_decoding=True)
+        return reply
 
     def _decode(self, batch: Sequence[Transaction], reply: bytes,
                 out: list[dict[str, float]]) -> None:  # fmt: skip

@@ -28,7 +28,7 @@ def test_floor_script_answers_like_the_engine_without_computing_features(
     card, term = k.card_base(prefix, "c1"), k.terminal_base(prefix, "t1")
     sizes = redis_client.strlen(card), redis_client.strlen(term)
 
-    floor = _FloorStore(redis_client, engine.config)
+    floor = _FloorStore(redis_client, engine.config, 0)
     batch = [
         Transaction("f1", "c1", 7.5, T0 + 600_000, "t1"),
         Transaction("f2", "c2", 3.0, T0 + 600_001, None),

@@ -130,6 +130,22 @@ def test_a_large_batch_runs_as_pipelined_chunks_with_the_oracle_results(
     assert store.features_for([]) == []
 
 
+@pytest.mark.parametrize("poll_us", [1, 1_000_000])  # gives up and blocks / polls until read
+def test_busy_polling_for_the_replies_gives_the_oracle_results(
+    make_store: Callable[[FeatureConfig], RedisFeatureStore],
+    redis_client: redis.Redis,
+    poll_us: int,
+) -> None:
+    store = RedisFeatureStore(
+        redis_client, make_store(FeatureConfig()).config, busy_poll_us=poll_us
+    )
+    oracle = MemoryFeatureStore(store.config)
+    txs = _stream(300, seed=9)
+    for batch in (txs[:20], txs[20:220], txs[220:], txs[100:130]):  # chunked; replays last
+        assert store.features_for(batch) == oracle.features_for(batch)
+    assert store.stats == oracle.stats
+
+
 def test_first_use_ignores_a_terminal_id_found_in_another_field(
     make_store: Callable[[FeatureConfig], RedisFeatureStore],
 ) -> None:
