@@ -6,6 +6,7 @@ never overwrites another and the README's table can name the run it came from.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import math
@@ -17,7 +18,7 @@ from typing import Any
 
 import psutil
 
-__all__ = ["environment", "percentiles", "results_dir"]
+__all__ = ["environment", "percentiles", "results_dir", "settings_from_env"]
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -62,8 +63,30 @@ def _version(dist: str) -> str:
         return "absent"
 
 
+def settings_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``FRAUDSTREAM_*`` settings set in the environment (the detectors a bench starts
+    inherit them): what else shaped a run. Secrets, directories and endpoints are left out.
+
+    >>> settings_from_env({"FRAUDSTREAM_REDIS_BUSY_POLL_US": "2000", "FRAUDSTREAM_REDIS_PASSWORD":
+    ...                    "pw", "FRAUDSTREAM_MODEL_CHECKPOINT_DIR": "/x", "HOME": "/root"})
+    {'FRAUDSTREAM_REDIS_BUSY_POLL_US': '2000'}
+    """
+    from fraudstream.settings import ENV_FIELDS, ENV_PREFIX, SECTIONS
+
+    env = dict(os.environ) if env is None else env
+    out = {}
+    for name, (section, fname) in ENV_FIELDS.items():
+        raw = env.get(ENV_PREFIX + name)
+        ftype = {f.name: f.type for f in dataclasses.fields(SECTIONS[section])}[fname]
+        hidden = "Secret" in str(ftype) or name.endswith(("_DIR", "_URL", "_BOOTSTRAP"))
+        if raw is not None and not hidden:
+            out[ENV_PREFIX + name] = raw
+    return out
+
+
 def environment(**services: str) -> dict[str, Any]:
-    """Machine facts, library versions, the services used and the git commit."""
+    """Machine facts, library versions, the services used, settings from the environment and
+    the git commit."""
     import confluent_kafka
 
     return {
@@ -82,6 +105,7 @@ def environment(**services: str) -> dict[str, Any]:
             "numpy": _version("numpy"),
         },
         "services": services,
+        "settings": settings_from_env(),
         "git_commit": _git_commit(),
         "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
