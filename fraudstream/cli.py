@@ -353,30 +353,26 @@ def _detect(args: argparse.Namespace) -> int:
     from fraudstream.stream.models import MODEL_TOPIC_CONFIG
 
     settings = _settings(args)
-    # Signals are handled from the first moment, not once the runtime is built: a SIGHUP sent
-    # while the checkpoint is being restored would otherwise kill the process (its default).
-    # Until the runtime exists, model operations wait in ``pending``; a stop is kept in ``stop``.
-    stop = threading.Event()
+    # Model operations without a restart, applied between batches: SIGHUP swaps in the newest
+    # checkpoint (a version trained elsewhere, dropped into the directory), SIGUSR1 rolls back.
+    # Handled from the first moment, not once the runtime is built: a SIGHUP sent while the
+    # checkpoint is restored would otherwise kill the process (its default action). Until the
+    # runtime exists the newest request waits in ``pending`` (a later one replaces it, as in
+    # Detector.request). SIGTERM and SIGINT keep their defaults until then: a start that hangs
+    # (a broker that never answers) stays interruptible.
     pending: list[str] = []
     runtime: app.Runtime | None = None
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logger.info("stopping signal=%s", signal.Signals(signum).name)
-        stop.set()
 
     def on_model_signal(operation: str) -> Callable[[int, object], None]:
         def handler(_signum: int, _frame: object) -> None:
             if runtime is None:
-                pending.append(operation)
+                pending[:] = [operation]
             else:
                 runtime.detector.request(operation)
 
         return handler
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    # Model operations without a restart, applied between batches: SIGHUP swaps in the newest
-    # checkpoint (a version trained elsewhere, dropped into the directory), SIGUSR1 rolls back.
+    model_signals = {signal.SIGHUP, signal.SIGUSR1}
     signal.signal(signal.SIGHUP, on_model_signal("reload"))
     signal.signal(signal.SIGUSR1, on_model_signal("rollback"))
     k = settings.kafka
@@ -401,10 +397,24 @@ def _detect(args: argparse.Namespace) -> int:
         admin.wait_until_ready(
             k.bootstrap or "", 30.0, dict(k.extra), sasl_password=k.sasl_password
         )
-    runtime = built = app.build(settings)
-    for operation in pending:
-        built.detector.request(operation)
-    pending.clear()
+    built = app.build(settings)
+    # Hand over with the model signals held back: one that arrives meanwhile is delivered after
+    # the pending request, so the newest request wins.
+    signal.pthread_sigmask(signal.SIG_BLOCK, model_signals)
+    try:
+        runtime = built
+        for operation in pending:
+            built.detector.request(operation)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, model_signals)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("stopping signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     d = settings.detector
     server = MetricsServer(built.metrics, built.health, d.metrics_host, d.metrics_port).start()
     logger.info("started metrics=http://%s/metrics model=%s", server.address,

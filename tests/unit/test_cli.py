@@ -66,7 +66,8 @@ def test_model_signals_during_start_wait_for_the_runtime_instead_of_killing_the_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A SIGHUP that arrives while the checkpoint is restored (inside ``app.build``) used to hit
-    the default action and kill the detector; now it is applied once the runtime exists."""
+    the default action and kill the detector; now the newest model request waits for the
+    runtime."""
     import os
     import signal
     import threading
@@ -109,5 +110,5 @@ def test_model_signals_during_start_wait_for_the_runtime_instead_of_killing_the_
         for s, handler in saved.items():
             signal.signal(s, handler)
     assert code == 0
-    assert requested == ["reload", "rollback"]
+    assert requested == ["rollback"]  # the newest request wins, as in Detector.request
     assert ran == [True]
