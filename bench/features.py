@@ -184,13 +184,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--floor", action="store_true", help="time bench/floor.lua (no features) instead"
     )
+    poll_default = int(os.environ.get("FRAUDSTREAM_REDIS_BUSY_POLL_US", "0"))
     parser.add_argument(
-        "--busy-poll-us", type=int, default=0,
-        help="poll for each reply up to this long before blocking (FRAUDSTREAM_REDIS_BUSY_POLL_US)",
+        "--busy-poll-us", type=int, default=poll_default,
+        help="poll for each reply up to this long before blocking (default: "
+        "FRAUDSTREAM_REDIS_BUSY_POLL_US, else 0)",
     )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
+    if args.busy_poll_us < 0:
+        parser.error(f"--busy-poll-us must be >= 0; got {args.busy_poll_us}")
     if args.quick:
         args.warm_days, args.per_size, args.repeats = 1, 400, 1
     env = dict(os.environ)

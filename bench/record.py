@@ -63,9 +63,14 @@ def _version(dist: str) -> str:
         return "absent"
 
 
+_PER_RUN = ("REDIS_KEY_PREFIX", "GROUP_ID", "CREATE_TOPICS", "METRICS_PORT", "SUMMARY_EVERY_S")
+
+
 def settings_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """The ``FRAUDSTREAM_*`` settings set in the environment (the detectors a bench starts
-    inherit them): what else shaped a run. Secrets, directories and endpoints are left out.
+    inherit them): what else shaped a run. Secrets, directories, endpoints and what every
+    bench sets per run itself (key prefix, topics, group, metrics port) are left out; a value a
+    bench passes its detectors (a batch size, a role; see its ``config``) wins over these.
 
     >>> settings_from_env({"FRAUDSTREAM_REDIS_BUSY_POLL_US": "2000", "FRAUDSTREAM_REDIS_PASSWORD":
     ...                    "pw", "FRAUDSTREAM_MODEL_CHECKPOINT_DIR": "/x", "HOME": "/root"})
@@ -78,7 +83,12 @@ def settings_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
     for name, (section, fname) in ENV_FIELDS.items():
         raw = env.get(ENV_PREFIX + name)
         ftype = {f.name: f.type for f in dataclasses.fields(SECTIONS[section])}[fname]
-        hidden = "Secret" in str(ftype) or name.endswith(("_DIR", "_URL", "_BOOTSTRAP"))
+        hidden = (
+            "Secret" in str(ftype)
+            or name.endswith(("_DIR", "_URL", "_BOOTSTRAP"))
+            or name.startswith("TOPIC_")
+            or name in _PER_RUN
+        )
         if raw is not None and not hidden:
             out[ENV_PREFIX + name] = raw
     return out

@@ -136,10 +136,11 @@ class RedisSettings:
     busy_poll_us: int = 0
 
     def __post_init__(self) -> None:
-        if self.timeout_ms <= 0 or self.busy_poll_us < 0:
+        # the poll comes before the blocking read that honours the timeout: keep it shorter
+        if self.timeout_ms <= 0 or not 0 <= self.busy_poll_us < self.timeout_ms * 1000:
             raise ConfigError(
-                f"expected timeout_ms > 0 and busy_poll_us >= 0; got {self.timeout_ms} and "
-                f"{self.busy_poll_us}"
+                f"expected timeout_ms > 0 and 0 <= busy_poll_us < timeout_ms * 1000; got "
+                f"timeout_ms={self.timeout_ms} and busy_poll_us={self.busy_poll_us}"
             )
 
 

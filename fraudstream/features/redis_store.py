@@ -63,7 +63,8 @@ class RedisFeatureStore:
         config: Windows, lateness, caps and TTLs.
         busy_poll_us: Single Redis: poll the socket for a script's reply for up to this long
             before blocking on it (0: block at once). Saves the blocked thread's wake-up delay
-            and spends a core while waiting.
+            and spends a core while waiting. The poll comes before the client's socket timeout
+            starts, so keep it well below that (settings enforce it).
     """
 
     def __init__(self, client: Client, config: FeatureConfig | None = None, *,
@@ -92,14 +93,15 @@ class RedisFeatureStore:
 
     @classmethod
     def from_url(cls, url: str, config: FeatureConfig | None = None, *, cluster: bool = False,
-                 password: str | None = None) -> RedisFeatureStore:  # fmt: skip
+                 password: str | None = None,
+                 busy_poll_us: int = 0) -> RedisFeatureStore:  # fmt: skip
         """Connect to ``url`` (a single Redis, or any node of a cluster with ``cluster``)."""
         client: Client
         if cluster:
             client = RedisCluster.from_url(url, password=password)
         else:
             client = redis.Redis.from_url(url, password=password)
-        return cls(client, config)
+        return cls(client, config, busy_poll_us=busy_poll_us)
 
     def features_for(self, batch: Sequence[Transaction]) -> list[dict[str, float]]:
         """Features of each transaction as of its event time; one round trip for the batch."""
@@ -407,7 +409,7 @@ def _chunk_sizes(n: int) -> list[int]:
     ([5], [2, 14, 4], [10, 73, 17], [50, 366, 84])
     """
     if n < _SPLIT_MIN:
-        return [n]
+        return [n] if n > 0 else []
     head, tail = max(2, n // 10), max(3, -(-n // 6))
     return [head, n - head - tail, tail]
 

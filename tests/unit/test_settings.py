@@ -54,7 +54,8 @@ def test_secrets_hide_in_repr_and_str() -> None:
         ({"FRAUDSTREAM_DEFAULT_CURRENCY": "EURO"}, "expected a 3-letter ISO 4217"),
         ({"FRAUDSTREAM_MIN_TIMESTAMP_MS": "5", "FRAUDSTREAM_MAX_TIMESTAMP_MS": "4"}, "min_"),
         ({"FRAUDSTREAM_GUARANTEE": "exactly-twice"}, "at-least-once or exactly-once; got 'exac"),
-        ({"FRAUDSTREAM_REDIS_BUSY_POLL_US": "-5"}, "busy_poll_us >= 0; got 250 and -5"),
+        ({"FRAUDSTREAM_REDIS_BUSY_POLL_US": "-5"}, "timeout_ms=250 and busy_poll_us=-5"),
+        ({"FRAUDSTREAM_REDIS_BUSY_POLL_US": "250000"}, r"busy_poll_us < timeout_ms \* 1000"),
     ],
 )
 def test_malformed_settings_raise_config_error_naming_the_value(

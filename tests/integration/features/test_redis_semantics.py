@@ -135,7 +135,16 @@ def test_busy_polling_for_the_replies_gives_the_oracle_results(
     make_store: Callable[[FeatureConfig], RedisFeatureStore],
     redis_client: redis.Redis,
     poll_us: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    polls: list[float] = []
+    can_read = redis.connection.AbstractConnection.can_read
+
+    def counted(self: redis.connection.AbstractConnection, timeout: float = 0) -> bool:
+        polls.append(timeout)
+        return can_read(self, timeout)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "can_read", counted)
     store = RedisFeatureStore(
         redis_client, make_store(FeatureConfig()).config, busy_poll_us=poll_us
     )
@@ -144,6 +153,9 @@ def test_busy_polling_for_the_replies_gives_the_oracle_results(
     for batch in (txs[:20], txs[20:220], txs[220:], txs[100:130]):  # chunked; replays last
         assert store.features_for(batch) == oracle.features_for(batch)
     assert store.stats == oracle.stats
+    # every one of the 12 replies was polled for (redis-py itself polls once per checkout)
+    assert len(polls) >= 4 + 12
+    assert set(polls) == {0}
 
 
 def test_first_use_ignores_a_terminal_id_found_in_another_field(
