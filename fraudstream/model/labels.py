@@ -11,8 +11,8 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 from fraudstream.events import Label
 from fraudstream.model.snapshots import SnapshotStore
@@ -101,6 +101,12 @@ class LabelProgress:
     pending: tuple[tuple[int, Label], ...]  # (watermark it waits for, label)
     watermark_ms: int
     unlabelled: tuple[tuple[int, str], ...] = ()  # (event time, tx id), oldest first
+
+    def __setstate__(self, state: list[Any]) -> None:
+        """Unpickle; fields added since a checkpoint was written (``unlabelled``) get their
+        defaults."""
+        for i, f in enumerate(fields(self)):
+            object.__setattr__(self, f.name, state[i] if i < len(state) else f.default)
 
 
 @dataclass(slots=True)
@@ -203,10 +209,8 @@ class DelayedLearner:
         self.pending.watermark_ms = max(self.pending.watermark_ms, progress.watermark_ms)
         for when, label in progress.pending:
             self.pending.add_at(when, label)
-        # getattr: a checkpoint pickled before the field existed has none
-        waiting = getattr(progress, "unlabelled", ())
-        if waiting and self.implicit_negative_after_ms is not None:
-            self._unlabelled = deque(sorted([*waiting, *self._unlabelled]))
+        if progress.unlabelled and self.implicit_negative_after_ms is not None:
+            self._unlabelled = deque(sorted([*progress.unlabelled, *self._unlabelled]))
 
     def advance(self, event_time_ms: int, model: Learner) -> list[Feedback]:
         """Move the watermark and teach ``model`` every label (and implicit negative) now due."""

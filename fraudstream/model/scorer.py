@@ -132,7 +132,7 @@ class Scorer:
         self.resume_positions = {(t, p): o for t, p, o in progress.positions}
         self.label_positions.update(self.resume_positions)
         logger.info("label progress restored pending=%d unlabelled=%d positions=%s",
-                    len(progress.pending), len(getattr(progress, "unlabelled", ())),
+                    len(progress.pending), len(progress.unlabelled),
                     sorted(self.resume_positions.items()))  # fmt: skip
 
     def advance(self, event_time_ms: int) -> None:
