@@ -360,13 +360,14 @@ def _detect(args: argparse.Namespace) -> int:
     # runtime exists the newest request waits in ``pending`` (a later one replaces it, as in
     # Detector.request). SIGTERM and SIGINT keep their defaults until then: a start that hangs
     # (a broker that never answers) stays interruptible.
-    pending: list[str] = []
+    pending: str | None = None
     runtime: app.Runtime | None = None
 
     def on_model_signal(operation: str) -> Callable[[int, object], None]:
         def handler(_signum: int, _frame: object) -> None:
+            nonlocal pending
             if runtime is None:
-                pending[:] = [operation]
+                pending = operation
             else:
                 runtime.detector.request(operation)
 
@@ -403,8 +404,8 @@ def _detect(args: argparse.Namespace) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, model_signals)
     try:
         runtime = built
-        for operation in pending:
-            built.detector.request(operation)
+        if pending is not None:
+            built.detector.request(pending)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, model_signals)
     stop = threading.Event()
