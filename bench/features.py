@@ -15,7 +15,10 @@ this client: on a shared, loaded machine those move far less than throughput doe
 blocking (``FRAUDSTREAM_REDIS_BUSY_POLL_US``). ``--floor`` times, after the same pre-load,
 ``bench/floor.lua`` instead of the engine: the same protocol and the same keys, but only the
 five Redis calls any engine on this data model makes per transaction and no feature computed.
-Its numbers are what this machine allows at best.
+Its numbers are what this machine allows at best. ``--free-searches`` times, after the same
+pre-load, the engine with every window search cut to one probe (see :func:`free_searches`):
+wrong features, the engine's reads and writes; its numbers bound what any faster search could
+give.
 """
 
 from __future__ import annotations
@@ -56,6 +59,28 @@ def _stream(n_cards: int, n_terms: int, per_day: int, seed: int) -> Iterator[Tra
         i += 1
 
 
+# One probe at the upper bound the caller passes: what back() costs at the least.
+_ONE_PROBE = """local function back(s, o, w, e, hi)
+  if hi == 0 then return 0, 0 end
+  local _, c = unpack('<dd', s, o + w * hi - w + 1)
+  return hi, c
+end
+"""
+
+
+def free_searches(source: str) -> str:
+    """``engine.lua`` with its window search (``back``) cut to one probe at the given bound.
+
+    An ablation, not an engine: the windows come out empty, so the features are wrong. On an
+    in-order stream it reads and writes exactly what the engine does (an in-order event's
+    position is the log's end, which the one probe returns), so its cost is the engine's
+    without the searches: a bound for any faster search (cursors, indexes, better guesses).
+    """
+    start = source.index("local function back(")
+    end = source.index("\nend\n", start) + len("\nend\n")
+    return source[:start] + _ONE_PROBE + source[end:]
+
+
 class _FloorStore(RedisFeatureStore):
     """The engine's client with ``floor.lua`` as its script (same protocol, no features)."""
 
@@ -64,8 +89,20 @@ class _FloorStore(RedisFeatureStore):
         self._source = FLOOR_SCRIPT.read_text()
 
 
+class _FreeSearchStore(RedisFeatureStore):
+    """The engine's client with the engine's window searches cut to one probe each."""
+
+    def __init__(self, client: redis.Redis, config: FeatureConfig, busy_poll_us: int) -> None:
+        super().__init__(client, config, busy_poll_us=busy_poll_us)
+        self._source = free_searches(self._source)
+
+
+# --script choices -> the store timed after the engine's pre-load
+_ABLATIONS = {"floor": _FloorStore, "free-searches": _FreeSearchStore}
+
+
 def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = True,
-        floor: bool = False, busy_poll_us: int = 0) -> list[dict[str, float]]:  # fmt: skip
+        script: str = "engine", busy_poll_us: int = 0) -> list[dict[str, float]]:  # fmt: skip
     """Pre-load history, then time each batch size; returns one result row per size.
 
     Each size is timed on about ``per_size`` transactions (at least 40 batches), and the sweep
@@ -75,7 +112,8 @@ def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = T
 
     ``own``: the server was started for this run, so it may be emptied first; on a server that
     was handed in, keys get a unique prefix instead and nothing else is touched.
-    ``floor``: time ``floor.lua`` after the engine's pre-load (the state it reads and writes).
+    ``script``: ``engine``, or after the engine's pre-load (the state they read and write)
+    ``floor`` (``floor.lua``) or ``free-searches`` (:func:`free_searches`).
     ``busy_poll_us``: the timed store polls for each reply this long before blocking.
     """
     client = redis.Redis.from_url(url)
@@ -90,8 +128,8 @@ def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = T
     for i in range(0, len(warm), 500):
         store.features_for(warm[i : i + 500])
         store.apply_labels([Label(tx.transaction_id, tx.amount > 190) for tx in warm[i : i + 500]])
-    if floor:
-        store = _FloorStore(client, store.config, busy_poll_us)
+    if script in _ABLATIONS:
+        store = _ABLATIONS[script](client, store.config, busy_poll_us)
     elif busy_poll_us:
         store = RedisFeatureStore(client, store.config, busy_poll_us=busy_poll_us)
     runs: dict[int, list[tuple[float, list[float], float, float]]] = {s: [] for s in BATCH_SIZES}
@@ -181,9 +219,15 @@ def main(argv: list[str]) -> int:
         "--per-size", type=int, default=20000, help="transactions timed per batch size and repeat"
     )
     parser.add_argument("--repeats", type=int, default=3, help="sweeps over the batch sizes")
-    parser.add_argument(
-        "--floor", action="store_true", help="time bench/floor.lua (no features) instead"
-    )
+    ablation = parser.add_mutually_exclusive_group()
+    ablation.add_argument(
+        "--floor", action="store_const", const="floor", dest="script", default="engine",
+        help="time bench/floor.lua (no features) instead",
+    )  # fmt: skip
+    ablation.add_argument(
+        "--free-searches", action="store_const", const="free-searches", dest="script",
+        help="time the engine with its window searches cut to one probe (wrong features)",
+    )  # fmt: skip
     poll_default = int(os.environ.get("FRAUDSTREAM_REDIS_BUSY_POLL_US", "0"))
     parser.add_argument(
         "--busy-poll-us", type=int, default=poll_default,
@@ -209,14 +253,14 @@ def main(argv: list[str]) -> int:
             args.per_size,
             args.repeats,
             own=endpoint.origin != "env",
-            floor=args.floor,
+            script=args.script,
             busy_poll_us=args.busy_poll_us,
         )
         version = endpoint.version
     table = _markdown(rows)
     print(table)
     out = results_dir(args.out)
-    name = "features-floor" if args.floor else "features"
+    name = "features" if args.script == "engine" else f"features-{args.script}"
     if args.busy_poll_us:
         name += "-poll"
     doc = {
