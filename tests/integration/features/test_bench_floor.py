@@ -1,6 +1,6 @@
 """The benchmark's ablations speak the engine's protocol on the engine's keys: the floor script
-computes nothing (``python -m bench features --floor``); the free-search engine reads and writes
-what the engine does, with empty windows (``--free-searches``)."""
+computes nothing (``python -m bench features --floor``); the free-search engine writes what the
+engine does, with empty windows (``--free-searches``)."""
 
 from __future__ import annotations
 
