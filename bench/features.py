@@ -27,7 +27,7 @@ import os
 import random
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -36,8 +36,10 @@ import redis
 from bench.procs import redis_cpu as redis_cpu_seconds
 from bench.record import environment, percentiles, results_dir
 from fraudstream import services
+from fraudstream.errors import ConfigError
 from fraudstream.events import Label, Transaction
 from fraudstream.features import FeatureConfig, RedisFeatureStore
+from fraudstream.settings import Settings
 
 BATCH_SIZES = (1, 10, 20, 50, 100, 500)
 FLOOR_SCRIPT = Path(__file__).with_name("floor.lua")
@@ -82,24 +84,20 @@ def free_searches(source: str) -> str:
     return source[:start] + _ONE_PROBE + source[end:]
 
 
-class _FloorStore(RedisFeatureStore):
-    """The engine's client with ``floor.lua`` as its script (same protocol, no features)."""
+# run()'s ``script`` ablations: the engine's source -> the script timed instead
+_ABLATIONS: dict[str, Callable[[str], str]] = {
+    "floor": lambda _engine: FLOOR_SCRIPT.read_text(),
+    "free-searches": free_searches,
+}
 
-    def __init__(self, client: redis.Redis, config: FeatureConfig, busy_poll_us: int) -> None:
+
+class _AblatedStore(RedisFeatureStore):
+    """The engine's client running an ablation of its script (same protocol and keys)."""
+
+    def __init__(self, client: redis.Redis, config: FeatureConfig, busy_poll_us: int,
+                 script: str) -> None:  # fmt: skip
         super().__init__(client, config, busy_poll_us=busy_poll_us)
-        self._source = FLOOR_SCRIPT.read_text()
-
-
-class _FreeSearchStore(RedisFeatureStore):
-    """The engine's client with the engine's window searches cut to one probe each."""
-
-    def __init__(self, client: redis.Redis, config: FeatureConfig, busy_poll_us: int) -> None:
-        super().__init__(client, config, busy_poll_us=busy_poll_us)
-        self._source = free_searches(self._source)
-
-
-# run()'s ``script`` ablations -> the store timed after the engine's pre-load
-_ABLATIONS = {"floor": _FloorStore, "free-searches": _FreeSearchStore}
+        self._source = _ABLATIONS[script](self._source)
 
 
 def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = True,
@@ -130,7 +128,7 @@ def run(url: str, warm_days: int, per_size: int, repeats: int = 3, own: bool = T
         store.features_for(warm[i : i + 500])
         store.apply_labels([Label(tx.transaction_id, tx.amount > 190) for tx in warm[i : i + 500]])
     if script in _ABLATIONS:
-        store = _ABLATIONS[script](client, store.config, busy_poll_us)
+        store = _AblatedStore(client, store.config, busy_poll_us, script)
     elif busy_poll_us:
         store = RedisFeatureStore(client, store.config, busy_poll_us=busy_poll_us)
     runs: dict[int, list[tuple[float, list[float], float, float]]] = {s: [] for s in BATCH_SIZES}
@@ -229,7 +227,10 @@ def main(argv: list[str]) -> int:
         "--free-searches", action="store_const", const="free-searches", dest="script",
         help="time the engine with its window searches cut to one probe (wrong features)",
     )  # fmt: skip
-    poll_default = int(os.environ.get("FRAUDSTREAM_REDIS_BUSY_POLL_US", "0"))
+    try:  # parsed and checked as the detector does
+        poll_default = Settings.from_env(os.environ).redis.busy_poll_us
+    except ConfigError as exc:
+        parser.error(str(exc))
     parser.add_argument(
         "--busy-poll-us", type=int, default=poll_default,
         help="poll for each reply up to this long before blocking (default: "

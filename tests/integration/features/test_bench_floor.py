@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from bench.features import _FloorStore, _FreeSearchStore
+from bench.features import _AblatedStore
 from fraudstream.events import Transaction
 from fraudstream.features import FeatureConfig, RedisFeatureStore
 from fraudstream.features import keys as k
@@ -29,7 +29,7 @@ def test_floor_script_answers_like_the_engine_without_computing_features(
     card, term = k.card_base(prefix, "c1"), k.terminal_base(prefix, "t1")
     sizes = redis_client.strlen(card), redis_client.strlen(term)
 
-    floor = _FloorStore(redis_client, engine.config, 0)
+    floor = _AblatedStore(redis_client, engine.config, 0, "floor")
     batch = [
         Transaction("f1", "c1", 7.5, T0 + 600_000, "t1"),
         Transaction("f2", "c2", 3.0, T0 + 600_001, None),
@@ -49,7 +49,7 @@ def test_free_search_engine_writes_the_engines_state_with_empty_windows(
     make_store: Callable[[FeatureConfig], RedisFeatureStore], redis_client: redis.Redis
 ) -> None:
     engine = make_store(FeatureConfig())
-    free = _FreeSearchStore(redis_client, make_store(FeatureConfig()).config, 0)
+    free = _AblatedStore(redis_client, make_store(FeatureConfig()).config, 0, "free-searches")
     day = 86_400_000
     stream = [  # in order, over 60 days: long enough that the logs are searched and pruned
         Transaction(f"x{i}", f"c{i % 2}", 5.0 + i % 7, T0 + i * day // 3, f"t{i % 3}")
