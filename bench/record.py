@@ -6,7 +6,6 @@ never overwrites another and the README's table can name the run it came from.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import importlib.metadata
 import math
@@ -76,15 +75,14 @@ def settings_from_env(env: dict[str, str] | None = None) -> dict[str, str]:
     ...                    "pw", "FRAUDSTREAM_MODEL_CHECKPOINT_DIR": "/x", "HOME": "/root"})
     {'FRAUDSTREAM_REDIS_BUSY_POLL_US': '2000'}
     """
-    from fraudstream.settings import ENV_FIELDS, ENV_PREFIX, SECTIONS
+    from fraudstream.settings import ENV_FIELDS, ENV_PREFIX, field_type
 
     env = dict(os.environ) if env is None else env
     out = {}
     for name, (section, fname) in ENV_FIELDS.items():
         raw = env.get(ENV_PREFIX + name)
-        ftype = {f.name: f.type for f in dataclasses.fields(SECTIONS[section])}[fname]
         hidden = (
-            "Secret" in str(ftype)
+            "Secret" in field_type(section, fname)
             or name.endswith(("_DIR", "_URL", "_BOOTSTRAP"))
             or name.startswith("TOPIC_")
             or name in _PER_RUN

@@ -30,6 +30,7 @@ __all__ = [
     "Secret",
     "Settings",
     "TopicSettings",
+    "field_type",
     "redact_url",
 ]
 
@@ -378,22 +379,31 @@ ENV_FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
+def field_type(section: str, fname: str) -> str:
+    """A setting's annotated type, as written (``"int"``, ``"Secret | None"``).
+
+    >>> field_type("redis", "busy_poll_us"), field_type("redis", "password")
+    ('int', 'Secret | None')
+    """
+    return str({f.name: f.type for f in dataclasses.fields(SECTIONS[section])}[fname])
+
+
 def _coerce(cls: type[Settings], section: str, fname: str, raw: str, env_key: str) -> Any:
-    ftype = {f.name: f.type for f in dataclasses.fields(SECTIONS[section])}[fname]
-    if "Secret" in str(ftype):
+    ftype = field_type(section, fname)
+    if "Secret" in ftype:
         return Secret(raw)
-    if str(ftype) == "bool":
+    if ftype == "bool":
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{env_key}: expected true or false; got {raw!r}")
-    if str(ftype) == "float":
+    if ftype == "float":
         try:
             return float(raw)
         except ValueError:
             raise ConfigError(f"{env_key}: expected a number; got {raw!r}") from None
-    if str(ftype) == "int":
+    if ftype == "int":
         try:
             return int(raw)
         except ValueError:
